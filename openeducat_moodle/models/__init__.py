@@ -1,0 +1,2 @@
+from . import moodle_instance
+from . import moodle_mapping

@@ -1,0 +1,254 @@
+import json
+import logging
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+from ..moodle import MoodleClient, MoodleError
+from ..moodle.catalogue import FEATURES
+
+_logger = logging.getLogger(__name__)
+
+AUTH_METHODS = [
+    ("manual", "Moodle accounts (Moodle generates and mails a password)"),
+    ("oauth2", "OAuth 2 (single sign-on)"),
+    ("saml2", "SAML2 (single sign-on)"),
+    ("ldap", "LDAP"),
+    ("cas", "CAS"),
+    ("shibboleth", "Shibboleth"),
+    ("other", "Other plugin"),
+]
+
+
+class MoodleInstance(models.Model):
+    """A Moodle site the connector keeps in step with OpenEduCat."""
+
+    _name = "moodle.instance"
+    _description = "Moodle Instance"
+    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _order = "sequence, name"
+
+    # === CONNECTION === #
+    name = fields.Char(required=True, tracking=True)
+    sequence = fields.Integer(default=10)
+    active = fields.Boolean(default=True, tracking=True)
+    base_url = fields.Char(
+        string="Base URL",
+        required=True,
+        tracking=True,
+        help="Moodle's wwwroot, exactly as Moodle knows it, e.g. "
+        "https://lms.example.edu (another host name gets a redirect).",
+    )
+    # The token is only readable by Moodle Managers, never copied; the client is
+    # built in _get_client(), the one place it is read.
+    token = fields.Char(
+        string="Web Service Token",
+        groups="openeducat_moodle.group_moodle_manager",
+        copy=False,
+    )
+    connect_timeout = fields.Integer(default=10, help="Seconds.")
+    read_timeout = fields.Integer(default=120, help="Seconds.")
+    verify_tls = fields.Boolean(
+        string="Verify TLS Certificate",
+        default=True,
+        help="Turn off only for a test site with a self-signed certificate.",
+    )
+    batch_size = fields.Integer(
+        default=100, help="Most records per write call to Moodle."
+    )
+    max_fields = fields.Integer(
+        string="Max Form Fields",
+        default=2000,
+        help="Most form fields per request. Keep well below the site's PHP "
+        "max_input_vars (Moodle requires at least 5000): PHP silently drops the "
+        "fields beyond it.",
+    )
+
+    # === WHAT IS SYNCED === #
+    department_ids = fields.Many2many(
+        "op.department",
+        string="Departments Served",
+        help="Leave empty to serve every department.",
+    )
+    push_structure = fields.Boolean(
+        string="Push Departments, Programs and Subjects", default=True
+    )
+    push_users = fields.Boolean(string="Push Students and Faculty", default=True)
+    push_groups = fields.Boolean(string="Push Batches as Groups", default=True)
+    push_enrolments = fields.Boolean(default=True)
+    sync_attendance = fields.Boolean(default=True)
+    sync_attendance_from = fields.Selection(
+        [
+            ("moodle", "Moodle (pull into OpenEduCat)"),
+            ("oec", "OpenEduCat (push to Moodle)"),
+            ("both", "Both (last write wins)"),
+        ],
+        string="Attendance Source",
+        default="moodle",
+        required=True,
+    )
+    auth_method = fields.Selection(
+        AUTH_METHODS,
+        string="New Accounts Log In With",
+        default="manual",
+        required=True,
+    )
+    auth_plugin = fields.Char(
+        help="Moodle authentication plugin name, when 'Other plugin' is chosen."
+    )
+    student_role_id = fields.Integer(
+        string="Moodle Student Role ID",
+        default=5,
+        help="Role id of 'student' on this Moodle site. 'Test Connection' looks it "
+        "up from an enrolled user when it can.",
+    )
+    teacher_role_id = fields.Integer(
+        string="Moodle Teacher Role ID",
+        default=3,
+        help="Role id of 'editingteacher' on this Moodle site.",
+    )
+
+    # === HEALTH === #
+    stale_threshold_hours = fields.Float(string="Stale After (hours)", default=4.0)
+    last_sync_date = fields.Datetime(string="Last Successful Sync", readonly=True)
+    health_state = fields.Selection(
+        [
+            ("unknown", "Not checked"),
+            ("ok", "Healthy"),
+            ("stale", "Stale"),
+            ("error", "Unreachable"),
+            ("access", "Needs attention"),
+        ],
+        default="unknown",
+        readonly=True,
+        tracking=True,
+    )
+    health_message = fields.Text(readonly=True)
+    moodle_release = fields.Char(readonly=True)
+    capabilities_json = fields.Text(readonly=True, copy=False)
+    mapping_ids = fields.One2many("moodle.mapping", "instance_id")
+
+    _sql_constraints = [
+        ("batch_size_positive", "CHECK(batch_size > 0)", "Batch size must be > 0."),
+        (
+            "max_fields_sane",
+            "CHECK(max_fields >= 100)",
+            "Max form fields must be at least 100.",
+        ),
+    ]
+
+    @api.constrains("base_url")
+    def _check_base_url(self):
+        for instance in self:
+            url = (instance.base_url or "").strip()
+            if not url.startswith(("http://", "https://")):
+                raise ValidationError(
+                    _("The base URL must start with http:// or https://.")
+                )
+            if "/webservice/" in url:
+                raise ValidationError(
+                    _("Give Moodle's base URL (wwwroot), not the web-service endpoint.")
+                )
+
+    @api.constrains("auth_method", "auth_plugin")
+    def _check_auth_plugin(self):
+        for instance in self:
+            if instance.auth_method == "other" and not instance.auth_plugin:
+                raise ValidationError(_("Name the Moodle authentication plugin."))
+
+    # === CLIENT === #
+
+    def _get_client(self):
+        """Build the Moodle client for this instance.
+
+        The token field is restricted to Moodle Managers; jobs and crons run as
+        other users, so it is read here, and only here, with sudo().
+
+        :rtype: MoodleClient
+        :raise UserError: when the instance has no token
+        """
+        self.ensure_one()
+        token = self.sudo().token
+        if not token:
+            raise UserError(_("Instance %s has no web-service token.", self.name))
+        return MoodleClient(
+            self.base_url,
+            token,
+            connect_timeout=self.connect_timeout or 10,
+            read_timeout=self.read_timeout or 120,
+            verify=self.verify_tls,
+            batch_size=self.batch_size or 100,
+            max_fields=self.max_fields or 2000,
+        )
+
+    def _moodle_auth(self):
+        self.ensure_one()
+        if self.auth_method == "other":
+            return self.auth_plugin
+        return self.auth_method
+
+    # === ACTIONS === #
+
+    def action_test_connection(self):
+        """Call core_webservice_get_site_info and report what the token can do."""
+        self.ensure_one()
+        try:
+            caps = self._get_client().capabilities()
+        except MoodleError as err:
+            self.write(
+                {
+                    "health_state": "access" if err.kind == "access" else "error",
+                    "health_message": str(err),
+                }
+            )
+            return self._notify(_("Connection failed"), str(err), "danger")
+        self.write(
+            {
+                "moodle_release": caps.site.release,
+                "capabilities_json": json.dumps(
+                    {"available": caps.available, "missing": caps.missing}
+                ),
+                "health_state": "ok",
+                "health_message": caps.summary(self._enabled_features()),
+            }
+        )
+        missing = caps.missing_for(self._enabled_features())
+        if missing:
+            message = _(
+                "Connected to Moodle %(release)s, but the service lacks: %(names)s",
+                release=caps.site.release,
+                names=", ".join(missing),
+            )
+            return self._notify(_("Functions missing"), message, "warning")
+        return self._notify(
+            _("Connection OK"),
+            _("Moodle %s: every enabled feature is available.", caps.site.release),
+            "success",
+        )
+
+    def _enabled_features(self):
+        self.ensure_one()
+        features = ["connection"]
+        if self.push_structure:
+            features += ["categories", "courses"]
+        if self.push_users:
+            features.append("users")
+        if self.push_groups:
+            features.append("groups")
+        if self.push_enrolments:
+            features.append("enrolments")
+        if self.sync_attendance:
+            features.append("attendance")
+        return [f for f in features if f in FEATURES]
+
+    def _notify(self, title, message, kind):
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": title,
+                "message": message,
+                "type": kind,
+                "sticky": kind != "success",
+            },
+        }

@@ -1,0 +1,380 @@
+"""The simulated Moodle site: state, request handling, faults and counters."""
+
+import collections
+import itertools
+import json
+import threading
+import time
+from html import escape
+
+from .errors import (
+    ACCESS_EXC,
+    MISSING_EXC,
+    MoodleError,
+    TransportFault,
+    invalid_parameter,
+)
+from .fn_attendance import AttendanceMixin
+from .fn_core import CoreMixin
+from .fn_grades import GradesMixin
+from .fn_people import PeopleMixin
+from .params import parse_form, php_decode, to_plain, validate
+from .schema import (
+    ATTENDANCE_FUNCTIONS,
+    FUNCTIONS,
+    LEGACY_FUNCTIONS,
+    PARAMS,
+)
+
+REST_PATH = "/webservice/rest/server.php"
+RESERVED = {
+    "wstoken",
+    "wsfunction",
+    "moodlewsrestformat",
+    "moodlewssettingfilter",
+    "moodlewssettingfileurl",
+    "moodlewssettinglang",
+    "moodlewssettingtimezone",
+}
+FAULT_KINDS = {
+    "http500",
+    "http502",
+    "http503",
+    "http429",
+    "timeout",
+    "drop",
+    "html",
+    "badjson",
+}
+ROLES = {
+    1: "manager",
+    2: "coursecreator",
+    3: "editingteacher",
+    4: "teacher",
+    5: "student",
+    6: "guest",
+    7: "user",
+    8: "frontpage",
+}
+ATTENDANCE_VERSION = "2024020500"
+LEGACY_ATTENDANCE_VERSION = "2025010100"
+
+JSON_TYPE = "application/json; charset=utf-8"
+HTML_TYPE = "text/html; charset=utf-8"
+XML_TYPE = "application/xml; charset=utf-8"
+NOT_FOUND_HTML = (
+    "<!DOCTYPE html><html><head><title>404 Not Found</title></head>"
+    "<body><h1>Not Found</h1><p>The requested URL was not found on this "
+    "server.</p></body></html>"
+)
+ERROR_HTML = (
+    "<!DOCTYPE html><html><head><title>{code} Error</title></head><body>"
+    "<h1>{code} {reason}</h1><p>The server could not answer the request.</p>"
+    "</body></html>"
+)
+MOODLE_ERROR_HTML = (
+    "<!DOCTYPE html><html><head><title>Error | Moodle</title></head><body>"
+    '<div class="errorbox"><p class="errormessage">Error reading from database'
+    "</p></div></body></html>"
+)
+_REASONS = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    429: "Too Many Requests",
+}
+
+
+class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin):
+    """In-memory Moodle 4.5 answering REST web-service calls.
+
+    :param token: the only accepted ``wstoken``
+    :param release: ``release`` reported by ``core_webservice_get_site_info``
+    :param version: site ``version`` (string)
+    :param max_input_vars: PHP limit on form fields; the rest is dropped silently
+    """
+
+    def __init__(
+        self,
+        token="simtoken",
+        release="4.5.6 (Build: 20250811)",
+        version="2024100706",
+        max_input_vars=5000,
+    ):
+        self.token = token
+        self.release = release
+        self.version = version
+        self.max_input_vars = max_input_vars
+        self.base_url = "https://moodle.test"
+        self.sitename = "Fake Moodle"
+        # behaviour switches
+        self.latency = 0.0
+        self.timeout_sleep = 10.0
+        self.rest_enabled = True
+        self.debug = False
+        self.welcome_message_fails = False
+        self.allow_accounts_same_email = False
+        self.password_min_length = 8
+        self.assignable_roles = {3, 4, 5}
+        self.course_contact_roles = {3}
+        self.faults = []
+        self.registered_functions = set(FUNCTIONS)
+        self.service_functions = set(FUNCTIONS) - LEGACY_FUNCTIONS
+        self.clock = time.time
+        # counters
+        self.calls = []
+        self.call_counts = collections.Counter()
+        self._lock = threading.RLock()
+        self._reset_state()
+
+    # ------------------------------------------------------------------ state
+    def _reset_state(self):
+        self._ids = collections.defaultdict(lambda: itertools.count(1))
+        self._ids["category"] = itertools.count(2)
+        self._ids["course"] = itertools.count(2)
+        self._ids["user"] = itertools.count(3)
+        self._ids["cm"] = itertools.count(101)
+        self._ids["att_status"] = itertools.count(5)  # 1-4: plugin defaults
+        now = self.now()
+        self.categories = {
+            1: {
+                "id": 1,
+                "name": "Category 1",
+                "idnumber": "",
+                "description": "",
+                "descriptionformat": 1,
+                "parent": 0,
+                "visible": 1,
+                "visibleold": 1,
+                "timemodified": now,
+                "theme": "",
+            }
+        }
+        self.courses = {}
+        self.users = {}
+        self.groups = {}
+        self.group_memberships = {}
+        self.enrol_instances = {}
+        self.enrolments = {}
+        self.grade_categories = {}
+        self.grade_items = {}
+        self.grades = {}
+        self.course_modules = {}
+        self.assignments = {}
+        self.assign_grades = {}
+        self.quizzes = {}
+        self.quiz_attempts = []
+        self.completion_criteria = {}
+        self.course_completions = {}
+        self.attendances = {}
+        self.attendance_statuses = {}
+        self.attendance_sessions = {}
+        self.attendance_logs = {}
+        self.courses[1] = self._course_defaults(
+            1, {"fullname": "Fake Moodle", "shortname": "fake", "categoryid": 0}
+        )
+        self.courses[1]["format"] = "site"
+        self._add_user_record(1, "guest", "Guest user", " ", "root@localhost")
+        self._add_user_record(2, "admin", "Admin", "User", "admin@example.com")
+        self.site_admins = {2}
+        self.ws_userid = 2
+
+    def _add_user_record(self, userid, username, first, last, email):
+        self.users[userid] = self._user_defaults(
+            userid,
+            {
+                "username": username,
+                "firstname": first,
+                "lastname": last,
+                "email": email,
+                "auth": "manual",
+                "lang": "en",
+                "idnumber": "",
+            },
+        )
+
+    def _next(self, kind):
+        return next(self._ids[kind])
+
+    def now(self):
+        return int(self.clock())
+
+    # --------------------------------------------------------------- counters
+    def write_call_count(self):
+        """Number of recorded calls to functions that modify state."""
+        return sum(
+            count
+            for name, count in self.call_counts.items()
+            if FUNCTIONS.get(name) == "write"
+        )
+
+    def reset_calls(self):
+        self.calls.clear()
+        self.call_counts.clear()
+
+    # ----------------------------------------------------------------- faults
+    def inject(self, kind, times=1, function=None):
+        """Queue a transport fault for the next ``times`` matching requests."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        with self._lock:
+            self.faults.append({"kind": kind, "times": times, "function": function})
+
+    def _take_fault(self, wsfunction):
+        for fault in self.faults:
+            if fault["function"] and fault["function"] != wsfunction:
+                continue
+            fault["times"] -= 1
+            if fault["times"] <= 0:
+                self.faults.remove(fault)
+            return fault["kind"]
+        return None
+
+    # -------------------------------------------------------- service control
+    def remove_function(self, name):
+        self.service_functions.discard(name)
+
+    def add_function(self, name):
+        self.service_functions.add(name)
+
+    def enable_legacy_attendance(self, only=False):
+        """Add the ``mod_wsattendance_*`` names to the service.
+
+        :param only: also remove the ``mod_attendance_*`` functions
+        """
+        self.service_functions |= LEGACY_FUNCTIONS
+        if only:
+            self.service_functions -= ATTENDANCE_FUNCTIONS - LEGACY_FUNCTIONS
+
+    def disable_attendance(self, uninstall=False):
+        """Remove every attendance function from the service.
+
+        :param uninstall: also unregister them (``invalidrecord`` instead of
+            ``accessexception``), like a site without the plugin
+        """
+        self.service_functions -= ATTENDANCE_FUNCTIONS
+        if uninstall:
+            self.registered_functions -= ATTENDANCE_FUNCTIONS
+
+    def function_version(self, name):
+        if name.startswith("mod_attendance_"):
+            return ATTENDANCE_VERSION
+        if name.startswith("mod_wsattendance_"):
+            return LEGACY_ATTENDANCE_VERSION
+        return self.version
+
+    # --------------------------------------------------------------- requests
+    def handle(self, body, path=REST_PATH):
+        """Answer one request like Moodle's ``webservice/rest/server.php``.
+
+        :param body: the ``x-www-form-urlencoded`` body (bytes or str)
+        :param path: request path, optionally with a query string
+        :return: ``(status, headers, body_bytes)``
+        :raise TransportFault: for the ``timeout`` and ``drop`` faults; a
+            timeout carries ``resume()`` that finishes the request
+        """
+        if self.latency:
+            time.sleep(self.latency)
+        path_only, _sep, query = path.partition("?")
+        if not path_only.rstrip("/").endswith(REST_PATH):
+            return 404, {"Content-Type": HTML_TYPE}, NOT_FOUND_HTML.encode()
+        pairs = parse_form(query, self.max_input_vars)
+        pairs += parse_form(body, self.max_input_vars)
+        fields = php_decode(pairs)
+        wsfunction = fields.get("wsfunction")
+        if not isinstance(wsfunction, str):
+            wsfunction = None
+        with self._lock:
+            if wsfunction:
+                params = {k: v for k, v in fields.items() if k not in RESERVED}
+                self.calls.append((wsfunction, to_plain(params)))
+                self.call_counts[wsfunction] += 1
+            fault = self._take_fault(wsfunction)
+        if fault in {"timeout", "drop"}:
+            exc = TransportFault(fault)
+            exc.resume = lambda: self._answer(fields)
+            raise exc
+        if fault:
+            return self._fault_response(fault)
+        return self._answer(fields)
+
+    def _fault_response(self, kind):
+        if kind == "html":
+            return 200, {"Content-Type": HTML_TYPE}, MOODLE_ERROR_HTML.encode()
+        if kind == "badjson":
+            return 200, {"Content-Type": JSON_TYPE}, b'{"truncated": '
+        code = int(kind[4:])
+        headers = {"Content-Type": HTML_TYPE}
+        if code == 429:
+            headers["Retry-After"] = "2"
+        body = ERROR_HTML.format(code=code, reason=_REASONS[code])
+        return code, headers, body.encode()
+
+    def _answer(self, fields):
+        if not self.rest_enabled:
+            return 403, {}, b""
+        as_json = fields.get("moodlewsrestformat") == "json"
+        with self._lock:
+            try:
+                result = self._execute(fields)
+            except MoodleError as err:
+                return self._error_response(err, as_json)
+        if as_json:
+            return 200, {"Content-Type": JSON_TYPE}, json.dumps(result).encode()
+        xml = '<?xml version="1.0" encoding="UTF-8" ?>\n<RESPONSE/>\n'
+        return 200, {"Content-Type": XML_TYPE}, xml.encode()
+
+    def _error_response(self, err, as_json):
+        if as_json:
+            body = json.dumps(err.as_dict(self.debug))
+            return 200, {"Content-Type": JSON_TYPE}, body.encode()
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8" ?>\n'
+            f'<EXCEPTION class="{escape(err.exception)}">\n'
+            f"<ERRORCODE>{escape(err.errorcode)}</ERRORCODE>\n"
+            f"<MESSAGE>{escape(err.message)}</MESSAGE>\n"
+        )
+        if self.debug and err.debuginfo:
+            xml += f"<DEBUGINFO>{escape(err.debuginfo)}</DEBUGINFO>\n"
+        xml += "</EXCEPTION>\n"
+        return 200, {"Content-Type": XML_TYPE}, xml.encode()
+
+    def _execute(self, fields):
+        token = fields.get("wstoken")
+        if not isinstance(token, str) or token != self.token:
+            raise MoodleError(
+                "moodle_exception", "invalidtoken", "Invalid token - token not found"
+            )
+        name = fields.get("wsfunction")
+        if not isinstance(name, str) or not name:
+            raise invalid_parameter("Missing function name")
+        if name not in self.registered_functions:
+            raise MoodleError(
+                MISSING_EXC,
+                "invalidrecord",
+                "Can't find data record in database table external_functions.",
+            )
+        if name not in self.service_functions:
+            raise MoodleError(
+                ACCESS_EXC,
+                "accessexception",
+                "Access control exception",
+                f"Access to the function {name}() is not allowed.",
+            )
+        params = {k: v for k, v in fields.items() if k not in RESERVED}
+        validated = validate(PARAMS[name], params, "params")
+        method = getattr(self, "ws_" + name.replace("mod_wsattendance_", "mod_attendance_"))
+        return method(**validated)
+
+    # -------------------------------------------------------------- transports
+    def install(self, rsps, base_url="https://moodle.test"):
+        """Answer requests to ``base_url`` made through ``responses``."""
+        from .server import install
+
+        return install(self, rsps, base_url)
+
+    def serve(self, host="127.0.0.1", port=0):
+        """Serve over HTTP in a daemon thread; return ``(server, base_url)``."""
+        from .server import serve
+
+        return serve(self, host, port)

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The test command: builds its own virtual environment, runs every test layer
+# this machine can run, and ends with a summary naming what was skipped and why.
+#
+#   tests/run.sh              lint, unit, contract, compose check, Odoo layer
+#
+# Optional environment:
+#   MOODLE_URL, MOODLE_TOKEN  also run the contract suite against a real Moodle
+#   ODOO_PYTHON               a Python that can `import odoo` (Odoo 17 with
+#                             OpenEduCat 17 and queue_job on its addons path)
+#   ODOO_RC, ODOO_DB          that Odoo's configuration file and a database
+#                             where openeducat_core and queue_job are installed
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV=${TEST_VENV:-$ROOT/.venv}
+REPORTS=$ROOT/.test-reports
+rm -rf "$REPORTS" && mkdir -p "$REPORTS"
+
+summary=()
+failed=0
+note() { summary+=("$1"); }
+fail() { summary+=("$1"); failed=1; }
+
+echo "== virtual environment: $VENV"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV" || { echo "cannot create $VENV"; exit 2; }
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+  -r requirements-test.txt || { echo "cannot install requirements-test.txt"; exit 2; }
+PY=$VENV/bin/python
+
+echo "== lint: ruff"
+if "$VENV/bin/ruff" check . && "$VENV/bin/ruff" format --check .; then
+  note "lint ruff: passed"
+else
+  fail "lint ruff: FAILED"
+fi
+
+echo "== lint: pylint-odoo (17.0 checks)"
+if "$VENV/bin/pylint" --rcfile=.pylintrc-mandatory openeducat_moodle; then
+  note "lint pylint-odoo: passed"
+else
+  fail "lint pylint-odoo: FAILED"
+fi
+
+echo "== README function list matches the client's catalogue"
+if "$PY" tests/check_readme.py; then
+  note "readme catalogue: current"
+else
+  fail "readme catalogue: FAILED (regenerate with python -m openeducat_moodle.moodle)"
+fi
+
+echo "== unit and contract tests"
+if [ -n "${MOODLE_URL:-}" ] && [ -n "${MOODLE_TOKEN:-}" ]; then
+  note "contract layer: against the simulator and the real Moodle at MOODLE_URL"
+else
+  note "contract layer: simulator only (real-Moodle run skipped: MOODLE_URL and MOODLE_TOKEN not set)"
+fi
+"$PY" -m pytest -q tests/unit tests/contract --junitxml="$REPORTS/core.xml"
+case $? in
+  0) note "unit+contract tests: passed" ;;
+  *) fail "unit+contract tests: FAILED" ;;
+esac
+
+echo "== docker-compose.yml, validated statically"
+if ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
+  && command -v apt-get >/dev/null 2>&1; then
+  (apt-get install -y -qq docker-compose >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 \
+         && apt-get install -y -qq docker-compose >/dev/null 2>&1; }) || true
+fi
+if command -v docker-compose >/dev/null 2>&1; then
+  if docker-compose --env-file .env.example -f docker-compose.yml config -q; then
+    note "compose file: valid (docker-compose config; no container was started)"
+  else
+    fail "compose file: INVALID"
+  fi
+else
+  note "compose check skipped: docker-compose is not installed and cannot be"
+fi
+
+echo "== Odoo layer"
+ODOO_PY=${ODOO_PYTHON:-python3}
+odoo_version=$("$ODOO_PY" -c 'import odoo.release as r; print(r.version_info[0])' 2>/dev/null || true)
+if [ "$odoo_version" != "17" ]; then
+  note "odoo layer skipped: Odoo 17 is not importable (set ODOO_PYTHON, ODOO_RC and ODOO_DB)"
+elif [ -z "${ODOO_RC:-}" ] || [ -z "${ODOO_DB:-}" ]; then
+  note "odoo layer skipped: Odoo 17 is importable but ODOO_RC and ODOO_DB are not set"
+else
+  # pytest-odoo imports odoo when loaded: it lives only in Odoo's environment.
+  if "$ODOO_PY" -m pytest -q -p no:cacheprovider -c tests/odoo/pytest.ini \
+      --odoo-config="$ODOO_RC" --odoo-database="$ODOO_DB" \
+      --junitxml="$REPORTS/odoo.xml" tests/odoo; then
+    note "odoo layer: passed"
+  else
+    fail "odoo layer: FAILED"
+  fi
+fi
+
+echo
+echo "== summary"
+for line in "${summary[@]}"; do echo "  $line"; done
+"$PY" - "$REPORTS" <<'PYEOF'
+import pathlib, sys, xml.etree.ElementTree as ET
+p = f = s = 0
+for report in pathlib.Path(sys.argv[1]).glob("*.xml"):
+    for suite in ET.parse(report).getroot().iter("testsuite"):
+        tests = int(suite.get("tests", 0))
+        bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped = int(suite.get("skipped", 0))
+        p += tests - bad - skipped; f += bad; s += skipped
+print(f"tests: {p} passed, {f} failed, {s} skipped")
+PYEOF
+exit $failed

@@ -1,0 +1,372 @@
+"""The client against canned HTTP answers: encoding, error kinds, batching."""
+
+import json
+import logging
+import urllib.parse
+
+import pytest
+import requests
+import responses
+
+from openeducat_moodle.moodle import (
+    MoodleAccessError,
+    MoodleClient,
+    MoodleRecordError,
+    MoodleTransientError,
+)
+from openeducat_moodle.moodle.params import count_fields, encode, flatten
+
+BASE = "https://moodle.test"
+URL = BASE + "/webservice/rest/server.php"
+TOKEN = "unit-test-token-not-real"
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock() as mock:
+        yield mock
+
+
+@pytest.fixture
+def client():
+    return MoodleClient(BASE, TOKEN, batch_size=3)
+
+
+def form(call):
+    return urllib.parse.parse_qsl(call.request.body)
+
+
+def test_flatten_brackets_booleans_and_omits_none():
+    fields = list(
+        flatten(
+            {
+                "courses": [
+                    {
+                        "fullname": "Algebra I",
+                        "visible": True,
+                        "idnumber": None,
+                        "customfields": [{"shortname": "code", "value": "ALG"}],
+                    }
+                ],
+                "addsubcategories": False,
+            }
+        )
+    )
+    assert fields == [
+        ("courses[0][fullname]", "Algebra I"),
+        ("courses[0][visible]", "1"),
+        ("courses[0][customfields][0][shortname]", "code"),
+        ("courses[0][customfields][0][value]", "ALG"),
+        ("addsubcategories", "0"),
+    ]
+    assert count_fields({"a": [{"b": 1, "c": [1, 2]}], "d": None}) == 3
+
+
+def test_auth_fields_come_first():
+    fields = encode("tok", "core_x", {"values": ["a"]})
+    assert [name for name, _ in fields[:3]] == [
+        "wstoken",
+        "wsfunction",
+        "moodlewsrestformat",
+    ]
+    assert fields[2][1] == "json"
+
+
+def test_call_posts_form_with_timeouts_and_tls(rsps, client):
+    rsps.post(URL, json={"sitename": "S", "functions": []})
+    client.call("core_webservice_get_site_info")
+    body = form(rsps.calls[0])
+    assert body[:3] == [
+        ("wstoken", TOKEN),
+        ("wsfunction", "core_webservice_get_site_info"),
+        ("moodlewsrestformat", "json"),
+    ]
+    assert (
+        rsps.calls[0]
+        .request.headers["Content-Type"]
+        .startswith("application/x-www-form-urlencoded")
+    )
+    assert client.call_counts["core_webservice_get_site_info"] == 1
+
+
+def test_timeouts_and_verify_are_passed(monkeypatch):
+    seen = {}
+
+    class Session(requests.Session):
+        def post(self, url, **kw):
+            seen.update(kw)
+            raise requests.ConnectTimeout("boom")
+
+    client = MoodleClient(
+        BASE, TOKEN, connect_timeout=3, read_timeout=7, verify=False, session=Session()
+    )
+    with pytest.raises(MoodleTransientError) as info:
+        client.call("core_webservice_get_site_info")
+    assert seen["timeout"] == (3, 7)
+    assert seen["verify"] is False
+    assert seen["allow_redirects"] is False
+    assert info.value.errorcode == "timeout"
+
+
+def test_null_body_is_success(rsps, client):
+    rsps.post(URL, body="null")
+    assert client.call("enrol_manual_enrol_users", enrolments=[]) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "errorcode"),
+    [
+        ({"status": 503}, "http503"),
+        ({"status": 500}, "http500"),
+        (
+            {"status": 200, "body": "<html><body>Maintenance</body></html>"},
+            "htmlresponse",
+        ),
+        ({"status": 200, "body": '{"truncated": '}, "badjson"),
+        ({"body": requests.ConnectionError("refused")}, "connectionerror"),
+        ({"body": requests.ReadTimeout("slow")}, "timeout"),
+    ],
+)
+def test_transient_failures(rsps, client, kwargs, errorcode):
+    rsps.post(URL, **kwargs)
+    with pytest.raises(MoodleTransientError) as info:
+        client.call("core_course_get_categories")
+    assert info.value.errorcode == errorcode
+    assert info.value.wsfunction == "core_course_get_categories"
+
+
+def test_429_honours_retry_after(rsps, client):
+    rsps.post(URL, status=429, headers={"Retry-After": "17"})
+    with pytest.raises(MoodleTransientError) as info:
+        client.call("core_course_get_categories")
+    assert info.value.retry_after == 17
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "errorcode"),
+    [
+        (
+            {
+                "json": {
+                    "exception": "moodle_exception",
+                    "errorcode": "invalidtoken",
+                    "message": "Invalid token - token not found",
+                }
+            },
+            "invalidtoken",
+        ),
+        (
+            {
+                "json": {
+                    "exception": "webservice_access_exception",
+                    "errorcode": "accessexception",
+                    "message": "Access control exception",
+                }
+            },
+            "accessexception",
+        ),
+        (
+            {
+                "json": {
+                    "exception": "dml_missing_record_exception",
+                    "errorcode": "invalidrecord",
+                    "message": "Can't find data record in database table "
+                    "external_functions.",
+                }
+            },
+            "functionmissing",
+        ),
+        ({"status": 403, "body": ""}, "restprotocoldisabled"),
+        ({"status": 404, "body": "Not found"}, "endpointnotfound"),
+        (
+            {"status": 303, "headers": {"Location": "https://www.moodle.test/x"}},
+            "redirected",
+        ),
+        (
+            {
+                "body": '<?xml version="1.0"?><EXCEPTION class="moodle_exception">'
+                "<ERRORCODE>invalidtoken</ERRORCODE><MESSAGE>Invalid token</MESSAGE>"
+                "</EXCEPTION>"
+            },
+            "invalidtoken",
+        ),
+    ],
+)
+def test_access_failures_say_what_to_fix(rsps, client, kwargs, errorcode):
+    rsps.post(URL, **kwargs)
+    with pytest.raises(MoodleAccessError) as info:
+        client.call("core_course_get_categories")
+    assert info.value.errorcode == errorcode
+    assert info.value.hint
+    assert info.value.hint in str(info.value)
+
+
+def test_record_error_carries_code_message_and_debuginfo(rsps, client):
+    rsps.post(
+        URL,
+        json={
+            "exception": "core\\exception\\invalid_parameter_exception",
+            "errorcode": "invalidparameter",
+            "message": "Invalid parameter value detected",
+            "debuginfo": "Username already exists: ann",
+        },
+    )
+    with pytest.raises(MoodleRecordError) as info:
+        client.call("core_user_create_users", users=[{"username": "ann"}])
+    err = info.value
+    assert err.errorcode == "invalidparameter"
+    assert err.debuginfo == "Username already exists: ann"
+    assert err.to_dict()["kind"] == "record"
+
+
+def test_warnings_are_surfaced(rsps, client, caplog):
+    rsps.post(
+        URL,
+        json={
+            "warnings": [
+                {"item": "user", "itemid": 5, "warningcode": "useremailduplicate"}
+            ]
+        },
+    )
+    with caplog.at_level(logging.WARNING):
+        result = client.update_users([{"id": 5, "email": "x@y.z"}, {"id": 6}])
+    assert [o.status for o in result.outcomes] == ["failed", "ok"]
+    assert result.outcomes[0].error.errorcode == "useremailduplicate"
+    assert "useremailduplicate" in caplog.text
+
+
+def test_token_never_leaks(rsps, caplog):
+    client = MoodleClient(BASE, TOKEN)
+    assert TOKEN not in repr(client)
+    rsps.post(
+        URL,
+        json={
+            "exception": "moodle_exception",
+            "errorcode": "invalidtoken",
+            "message": f"Invalid token {TOKEN}",
+            "debuginfo": f"token={TOKEN}",
+        },
+    )
+    rsps.post(URL, body=requests.ConnectionError(f"failed for {TOKEN}"))
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(2):
+            with pytest.raises(Exception) as info:
+                client.call("core_webservice_get_site_info")
+            text = str(info.value) + repr(info.value) + json.dumps(info.value.to_dict())
+            assert TOKEN not in text
+            assert info.value.__cause__ is None
+    assert TOKEN not in caplog.text
+
+
+def _created(request):
+    pairs = urllib.parse.parse_qsl(request.body)
+    names = [v for k, v in pairs if k.endswith("[username]")]
+    return names
+
+
+def test_batch_chunks_by_size_and_checks_result_count(rsps, client):
+    def answer(request):
+        names = _created(request)
+        return (
+            200,
+            {},
+            json.dumps([{"id": 100 + i, "username": n} for i, n in enumerate(names)]),
+        )
+
+    rsps.add_callback(responses.POST, URL, callback=answer)
+    users = [{"username": f"u{i}", "email": f"u{i}@x.org"} for i in range(7)]
+    result = client.create_users(users)
+    assert [len(_created(c.request)) for c in rsps.calls] == [3, 3, 1]
+    assert [o.status for o in result.outcomes] == ["ok"] * 7
+    assert result.outcomes[6].value["username"] == "u6"
+
+
+def test_batch_chunks_by_field_count():
+    client = MoodleClient(BASE, TOKEN, batch_size=100, max_fields=3 + 25)
+    records = [{f"f{i}": i for i in range(10)} for _ in range(6)]
+    assert list(client.chunks(records)) == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_batch_isolates_bad_records_and_sends_the_rest(rsps):
+    client = MoodleClient(BASE, TOKEN, batch_size=8)
+    sent_ok = []
+
+    def answer(request):
+        names = _created(request)
+        if any(n.startswith("bad") for n in names):
+            return (
+                200,
+                {},
+                json.dumps(
+                    {"exception": "x", "errorcode": "invalidparameter", "message": "no"}
+                ),
+            )
+        sent_ok.extend(names)
+        return 200, {}, json.dumps([{"id": 1, "username": n} for n in names])
+
+    rsps.add_callback(responses.POST, URL, callback=answer)
+    names = ["a", "b", "bad1", "c", "d", "e", "bad2", "f"]
+    result = client.create_users([{"username": n} for n in names])
+    assert [o.status for o in result.outcomes] == [
+        "failed" if n.startswith("bad") else "ok" for n in names
+    ]
+    assert sorted(sent_ok) == ["a", "b", "c", "d", "e", "f"]  # each once
+    assert result.outcomes[2].error.errorcode == "invalidparameter"
+
+
+def test_batch_short_answer_is_reported_not_dropped(rsps, client):
+    def answer(request):
+        names = _created(request)[:-1]  # PHP cut the last record
+        return 200, {}, json.dumps([{"id": 9, "username": n} for n in names])
+
+    rsps.add_callback(responses.POST, URL, callback=answer)
+    result = client.create_users([{"username": n} for n in ("a", "b", "c")])
+    assert [o.status for o in result.outcomes] == ["ok", "ok", "failed"]
+    assert result.outcomes[2].error.errorcode == "noresult"
+
+
+def test_batch_stops_on_transient_and_keeps_successes(rsps, client):
+    rsps.post(URL, json=[{"id": i, "username": f"u{i}"} for i in range(3)])
+    rsps.post(URL, status=502)
+    result = client.create_users([{"username": f"u{i}"} for i in range(7)])
+    assert [o.status for o in result.outcomes] == ["ok"] * 3 + ["pending"] * 4
+    assert isinstance(result.aborted, MoodleTransientError)
+    assert len(rsps.calls) == 2
+    with pytest.raises(MoodleTransientError):
+        result.raise_if_aborted()
+
+
+def test_enrol_welcome_message_failure_counts_as_enrolled(rsps, client):
+    rsps.post(
+        URL,
+        json={
+            "exception": "moodle_exception",
+            "errorcode": "Message was not sent.",
+            "message": "error/Message was not sent.",
+        },
+    )
+    result = client.enrol_users([{"roleid": 5, "userid": 3, "courseid": 2}])
+    assert result.outcomes[0].ok
+    assert "welcome" in result.outcomes[0].note
+    assert len(rsps.calls) == 1
+
+
+def test_completion_without_criteria_is_none(rsps, client):
+    rsps.post(
+        URL,
+        json={
+            "exception": "moodle_exception",
+            "errorcode": "nocriteriaset",
+            "message": "No completion criteria set for this course",
+        },
+    )
+    assert client.get_course_completion_status(2, 3) is None
+
+
+def test_users_lookup_is_split_below_max_fields(rsps):
+    client = MoodleClient(BASE, TOKEN, max_fields=104)
+    rsps.post(URL, json=[])
+    client.get_users_by_field("idnumber", [f"oec_student_{i}" for i in range(250)])
+    counts = [sum(1 for k, _ in form(c) if k.startswith("values[")) for c in rsps.calls]
+    assert counts == [100, 100, 50]
+    assert all(len(form(c)) <= 104 for c in rsps.calls)
