@@ -1,4 +1,4 @@
-"""``python -m openeducat_moodle.moodle``: print the functions Moodle's service needs."""
+"""Print the functions the Moodle service needs (``python -m ...moodle``)."""
 
 import sys
 

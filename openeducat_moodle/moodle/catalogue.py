@@ -146,4 +146,3 @@ def markdown():
             need += "; optional: lets the connector create sessions"
         lines.append(f"| `{function.name}` | {function.kind} | {need} |")
     return "\n".join(lines) + "\n"
-
