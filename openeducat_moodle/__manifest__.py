@@ -13,6 +13,7 @@
         "security/moodle_security.xml",
         "security/ir.model.access.csv",
         "data/queue_job_data.xml",
+        "data/ir_cron_data.xml",
         "views/moodle_instance_views.xml",
         "views/moodle_mapping_views.xml",
         "views/menus.xml",

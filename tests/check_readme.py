@@ -6,7 +6,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from openeducat_moodle.moodle.catalogue import markdown  # noqa: E402
+from openeducat_moodle.moodle.catalogue import markdown
 
 BEGIN = "<!-- catalogue:begin -->\n"
 END = "<!-- catalogue:end -->"

@@ -1,11 +1,14 @@
+import hashlib
 import json
 import logging
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..moodle import MoodleClient, MoodleError
+from ..const import CHANNEL
+from ..moodle import MoodleAccessError, MoodleClient, MoodleError, MoodleTransientError
 from ..moodle.catalogue import FEATURES
+from ..services.push import SyncPush
 
 _logger = logging.getLogger(__name__)
 
@@ -252,3 +255,105 @@ class MoodleInstance(models.Model):
                 "sticky": kind != "success",
             },
         }
+
+    # === PUSH === #
+
+    @api.model
+    def _moodle_enqueue_push(self, phases, records):
+        """Enqueue a push of ``records`` on every active instance.
+
+        Called by the save hooks of OpenEduCat models; never calls Moodle in
+        the user's transaction, and does nothing under ``connector_no_export``
+        (set by every pull, so that what Moodle sent is not pushed back).
+        """
+        if self.env.context.get("connector_no_export") or not records:
+            return
+        seeds = {records._name: sorted(records.ids)}
+        for instance in self.sudo().search([]):
+            instance._enqueue_push(phases, seeds)
+
+    def _enqueue_push(self, phases=None, seeds=None, eta=None):
+        """Enqueue one push job on channel root.moodle.
+
+        The identity key makes a second identical request, while the first is
+        still waiting, a no-op.
+        """
+        self.ensure_one()
+        if self.health_state == "access":
+            _logger.info("moodle instance %s is paused; push not enqueued", self.id)
+            return None
+        digest = hashlib.sha256(
+            json.dumps([phases, seeds], sort_keys=True).encode()
+        ).hexdigest()[:16]
+        what = ", ".join(phases) if phases else _("everything")
+        return self.with_delay(
+            channel=CHANNEL,
+            eta=eta,
+            identity_key=f"moodle:{self.id}:push:{digest}",
+            description=_(
+                "Moodle push to %(name)s: %(what)s", name=self.name, what=what
+            ),
+        )._job_push(phases, seeds)
+
+    def _job_push(self, phases=None, seeds=None):
+        """Job: push OpenEduCat to this instance.
+
+        :param list phases: the phases to run (``None``: all the instance
+            enables)
+        :param dict seeds: ``{model: ids}`` the push is about (``None``: all)
+        :return: a one-line summary, kept on the job
+        """
+        self.ensure_one()
+        if not self.active:
+            return "instance archived: nothing pushed"
+        client = self._get_client()
+        try:
+            result = SyncPush(self, client).run(phases, seeds)
+        except MoodleAccessError as err:
+            self._moodle_flag(err)
+            return f"paused: {err}"
+        except MoodleTransientError as err:
+            # What succeeded is stored with this job's commit; the rest is
+            # tried again in a new job once Moodle may be back.
+            self._moodle_flag(err)
+            delay = max(int(err.retry_after or 0), 300)
+            self._enqueue_push(phases, seeds, eta=delay)
+            return f"Moodle unreachable, retrying in {delay} s: {err}"
+        self.sudo().write(
+            {
+                "last_sync_date": fields.Datetime.now(),
+                "health_state": "ok",
+            }
+        )
+        return ", ".join(
+            f"{name}: {p.created} created, {p.updated} updated, "
+            f"{p.unchanged} unchanged, {p.failed} failed, {p.blocked} blocked"
+            + (f", {p.unenrolled} unenrolled" if p.unenrolled else "")
+            for name, p in result.phases.items()
+        )
+
+    def _moodle_flag(self, err):
+        """Record a failure that concerns the whole instance."""
+        state = "access" if isinstance(err, MoodleAccessError) else "error"
+        self.sudo().write({"health_state": state, "health_message": str(err)})
+
+    def action_push_now(self):
+        """Button: enqueue a full push of this instance."""
+        self.ensure_one()
+        if self.health_state == "access":
+            raise UserError(
+                _("This instance is paused: %s Test the connection once it is fixed.")
+                % (self.health_message or "")
+            )
+        self._enqueue_push()
+        return self._notify(
+            _("Push enqueued"),
+            _("A full push to %s runs in the background.", self.name),
+            "info",
+        )
+
+    @api.model
+    def _cron_full_push_sync(self):
+        """Cron (hourly): enqueue a full push of every active instance."""
+        for instance in self.search([]):
+            instance._enqueue_push()

@@ -1,11 +1,13 @@
 """Site info, course categories and courses."""
 
 from .errors import (
+    MoodleError,
     course_context_error,
     invalid_parameter,
     missing_record,
     moodle_exception,
 )
+from .locking import locked
 
 _COURSE_FIELDS = (
     "idnumber",
@@ -106,7 +108,9 @@ class CoreMixin:
         order = []
 
         def walk(parent):
-            for cid in sorted(c for c, v in self.categories.items() if v["parent"] == parent):
+            for cid in sorted(
+                c for c, v in self.categories.items() if v["parent"] == parent
+            ):
                 order.append(cid)
                 walk(cid)
 
@@ -149,7 +153,15 @@ class CoreMixin:
         conditions = {}
         for crit in criteria:
             key = crit["key"].strip()
-            if key not in {"id", "ids", "name", "parent", "idnumber", "visible", "theme"}:
+            if key not in {
+                "id",
+                "ids",
+                "name",
+                "parent",
+                "idnumber",
+                "visible",
+                "theme",
+            }:
                 raise moodle_exception(
                     "criteriaerror",
                     "Missing permissions to search on a criterion.",
@@ -179,9 +191,7 @@ class CoreMixin:
             return
         if len(idnumber) > 100:
             raise moodle_exception("idnumbertoolong", "ID number is too long")
-        used = {
-            c["idnumber"] for c in self.categories.values() if c["id"] != own_id
-        }
+        used = {c["idnumber"] for c in self.categories.values() if c["id"] != own_id}
         if idnumber in used or idnumber in taken:
             raise moodle_exception(
                 "categoryidnumbertaken",
@@ -201,8 +211,11 @@ class CoreMixin:
                 cat.get("idnumber", ""), taken=batch_idnumbers
             )
             batch_idnumbers.add(cat.get("idnumber") or None)
-        return [{"id": self.add_category(**cat), "name": cat["name"]} for cat in categories]
+        return [
+            {"id": self.add_category(**cat), "name": cat["name"]} for cat in categories
+        ]
 
+    @locked
     def add_category(self, name, parent=0, idnumber="", description="", **extra):
         """Create a category without a web-service call; return its id."""
         catid = self._next("category")
@@ -228,7 +241,6 @@ class CoreMixin:
         except Exception:
             self.categories = snapshot
             raise
-        return None
 
     def _update_category(self, change):
         cat = self.categories.get(change["id"])
@@ -281,7 +293,6 @@ class CoreMixin:
             else:
                 target = item.get("newparent") or self.categories[item["id"]]["parent"]
                 self._delete_category_move(item["id"], target)
-        return None
 
     def _delete_category_full(self, catid):
         for sub in self._category_descendants(catid) + [catid]:
@@ -394,6 +405,7 @@ class CoreMixin:
             for data in courses
         ]
 
+    @locked
     def add_course(self, fullname, shortname, categoryid=1, **data):
         """Create a course (manual enrolment + gradebook) without a WS call."""
         courseid = self._next("course")
@@ -416,14 +428,14 @@ class CoreMixin:
         for data in courses:
             try:
                 self._update_course(data)
-            except Exception as err:  # Moodle turns each failure into a warning
-                code = getattr(err, "errorcode", "error")
+            except MoodleError as err:  # Moodle turns each failure into a warning
+                code = err.errorcode
                 warnings.append(
                     {
                         "item": "course",
                         "itemid": data["id"],
                         "warningcode": code,
-                        "message": getattr(err, "message", str(err)),
+                        "message": err.message,
                     }
                 )
         return {"warnings": warnings}
@@ -479,7 +491,9 @@ class CoreMixin:
         for table in (self.enrol_instances, self.enrolments):
             for key in [k for k, v in table.items() if v["courseid"] == courseid]:
                 table.pop(key)
-        for item in [i for i, v in self.grade_items.items() if v["courseid"] == courseid]:
+        for item in [
+            i for i, v in self.grade_items.items() if v["courseid"] == courseid
+        ]:
             self.grade_items.pop(item)
             for key in [k for k in self.grades if k[0] == item]:
                 self.grades.pop(key)
@@ -491,7 +505,9 @@ class CoreMixin:
         ):
             for key in [k for k, v in table.items() if v["courseid"] == courseid]:
                 table.pop(key)
-        for attid in [a for a, v in self.attendances.items() if v["courseid"] == courseid]:
+        for attid in [
+            a for a, v in self.attendances.items() if v["courseid"] == courseid
+        ]:
             self._delete_attendance(attid)
         self.completion_criteria.pop(courseid, None)
         for key in [k for k in self.course_completions if k[0] == courseid]:

@@ -363,7 +363,9 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin):
             )
         params = {k: v for k, v in fields.items() if k not in RESERVED}
         validated = validate(PARAMS[name], params, "params")
-        method = getattr(self, "ws_" + name.replace("mod_wsattendance_", "mod_attendance_"))
+        method = getattr(
+            self, "ws_" + name.replace("mod_wsattendance_", "mod_attendance_")
+        )
         return method(**validated)
 
     # -------------------------------------------------------------- transports

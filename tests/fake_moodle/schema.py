@@ -269,9 +269,7 @@ PARAMS = {
     "core_group_get_group_members": _p(groupids=multi(req("int"))),
     "core_user_create_users": _p(users=multi(struct(**_USER_CREATE))),
     "core_user_update_users": _p(users=multi(struct(**_USER_UPDATE))),
-    "core_user_get_users_by_field": _p(
-        field=req("alpha"), values=multi(req("raw"))
-    ),
+    "core_user_get_users_by_field": _p(field=req("alpha"), values=multi(req("raw"))),
     "core_user_delete_users": _p(userids=multi(req("int"))),
     "enrol_manual_enrol_users": _p(
         enrolments=multi(
@@ -302,9 +300,7 @@ PARAMS = {
         capabilities=multi(req("text"), DEF, []),
         includenotenrolledcourses=dflt("bool", False),
     ),
-    "mod_assign_get_grades": _p(
-        assignmentids=multi(req("int")), since=dflt("int", 0)
-    ),
+    "mod_assign_get_grades": _p(assignmentids=multi(req("int")), since=dflt("int", 0)),
     "mod_quiz_get_quizzes_by_courses": _p(courseids=multi(req("int"), DEF, [])),
     "mod_quiz_get_user_best_grade": _p(quizid=req("int"), userid=dflt("int", 0)),
     "core_completion_get_course_completion_status": _p(

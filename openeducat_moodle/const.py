@@ -1,0 +1,3 @@
+"""Constants shared by the Odoo layer."""
+
+CHANNEL = "root.moodle"

@@ -1,0 +1,353 @@
+"""SyncPush: reads OpenEduCat into rows, runs the push core, stores mappings."""
+
+import logging
+
+from ..sync.push import PushSettings, PushSync
+from ..sync.rows import (
+    Batch,
+    Department,
+    Enrolment,
+    Person,
+    Program,
+    Snapshot,
+    Subject,
+)
+from ..sync.store import Mapping, Store
+
+_logger = logging.getLogger(__name__)
+
+MAPPING_FIELDS = [
+    "external_key",
+    "res_model",
+    "res_id",
+    "moodle_id",
+    "moodle_idnumber",
+    "sync_hash",
+    "state",
+    "retry_count",
+    "next_retry_date",
+    "last_error",
+    "last_sync_date",
+    "extra_data",
+]
+
+
+class OdooStore(Store):
+    """The :class:`~..sync.store.Store` interface over ``moodle.mapping``.
+
+    Each kind is read in one query; writes go through the ORM.
+    """
+
+    def __init__(self, instance):
+        self.instance = instance
+        self.model = instance.env["moodle.mapping"].sudo()
+        self._ids = {}
+
+    def load(self, kind):
+        rows = self.model.search_read(
+            [("instance_id", "=", self.instance.id), ("moodle_model", "=", kind)],
+            MAPPING_FIELDS,
+            order="id",
+        )
+        mappings = {}
+        for row in rows:
+            self._ids[kind, row["external_key"]] = row["id"]
+            mappings[row["external_key"]] = Mapping(
+                kind=kind,
+                key=row["external_key"],
+                res_model=row["res_model"],
+                res_id=row["res_id"],
+                moodle_id=row["moodle_id"] or None,
+                idnumber=row["moodle_idnumber"] or None,
+                sync_hash=row["sync_hash"] or None,
+                state=row["state"],
+                retry_count=row["retry_count"],
+                next_retry=row["next_retry_date"] or None,
+                last_error=row["last_error"] or None,
+                last_sync=row["last_sync_date"] or None,
+                extra=dict(row["extra_data"] or {}),
+            )
+        return mappings
+
+    @staticmethod
+    def _vals(mapping):
+        return {
+            "res_model": mapping.res_model,
+            "res_id": mapping.res_id,
+            "moodle_id": mapping.moodle_id or 0,
+            "moodle_idnumber": mapping.idnumber or False,
+            "sync_hash": mapping.sync_hash or False,
+            "state": mapping.state,
+            "retry_count": mapping.retry_count,
+            "next_retry_date": mapping.next_retry or False,
+            "last_error": mapping.last_error or False,
+            "last_sync_date": mapping.last_sync or False,
+            "extra_data": mapping.extra or False,
+        }
+
+    def save(self, mappings):
+        to_create = []
+        for mapping in mappings:
+            record_id = self._ids.get((mapping.kind, mapping.key))
+            if record_id:
+                self.model.browse(record_id).write(self._vals(mapping))
+            else:
+                to_create.append(mapping)
+        if to_create:
+            records = self.model.create(
+                [
+                    {
+                        "instance_id": self.instance.id,
+                        "moodle_model": m.kind,
+                        "external_key": m.key,
+                        **self._vals(m),
+                    }
+                    for m in to_create
+                ]
+            )
+            for mapping, record in zip(to_create, records, strict=True):
+                self._ids[mapping.kind, mapping.key] = record.id
+
+    def delete(self, mappings):
+        ids = [
+            self._ids.pop((m.kind, m.key))
+            for m in mappings
+            if (m.kind, m.key) in self._ids
+        ]
+        self.model.browse(ids).unlink()
+
+
+def _m2o(value):
+    return value[0] if value else None
+
+
+class OdooReader:
+    """Reads OpenEduCat records into :mod:`..sync.rows`.
+
+    The academic structure (departments, programs, subjects, batches) is
+    small and always read whole. People and enrolments are read whole for a
+    full push, or only those a job is about (``seeds``) and those they bring.
+    """
+
+    def __init__(self, env):
+        self.env = env
+
+    def _read(self, model, domain, fields):
+        model = self.env[model].sudo().with_context(active_test=False)
+        return model.search_read(domain, fields, order="id")
+
+    def snapshot(self, seeds=None):
+        """Return ``(snapshot, scope)``.
+
+        :param dict seeds: ``{model: [ids]}`` the job is about, or ``None``
+            for everything
+        :return: the rows, and the unenrolment scope for the push core
+            (``None`` when the snapshot is whole)
+        """
+        snap = Snapshot()
+        for row in self._read("op.department", [], ["name", "code", "parent_id"]):
+            snap.departments[row["id"]] = Department(
+                row["id"], row["name"], row["code"] or "", _m2o(row["parent_id"])
+            )
+        for row in self._read(
+            "op.course",
+            [],
+            ["name", "code", "department_id", "subject_ids", "active"],
+        ):
+            snap.programs[row["id"]] = Program(
+                row["id"],
+                row["name"],
+                row["code"],
+                _m2o(row["department_id"]),
+                tuple(row["subject_ids"]),
+                row["active"],
+            )
+        for row in self._read(
+            "op.subject", [], ["name", "code", "department_id", "active"]
+        ):
+            snap.subjects[row["id"]] = Subject(
+                row["id"],
+                row["name"],
+                row["code"],
+                _m2o(row["department_id"]),
+                row["active"],
+            )
+        for row in self._read("op.batch", [], ["name", "code", "course_id", "active"]):
+            snap.batches[row["id"]] = Batch(
+                row["id"],
+                row["name"],
+                row["code"],
+                _m2o(row["course_id"]),
+                row["active"],
+            )
+        student_domain, enrol_domain, faculty_domain = [], [], []
+        scope = None
+        if seeds is not None:
+            students = set(seeds.get("op.student", []))
+            enrolments = set(seeds.get("op.student.course", []))
+            faculty = set(seeds.get("op.faculty", []))
+            programs = set(seeds.get("op.course", []))
+            enrol_domain = [
+                "|",
+                "|",
+                ("id", "in", list(enrolments)),
+                ("student_id", "in", list(students)),
+                ("course_id", "in", list(programs)),
+            ]
+            found = self._read("op.student.course", enrol_domain, ["student_id"])
+            enrolments |= {r["id"] for r in found}
+            students |= {_m2o(r["student_id"]) for r in found if r["student_id"]}
+            if programs:
+                subjects = {
+                    s
+                    for p in programs
+                    if p in snap.programs
+                    for s in snap.programs[p].subject_ids
+                }
+                faculty |= {
+                    r["id"]
+                    for r in self._read(
+                        "op.faculty",
+                        [("faculty_subject_ids", "in", list(subjects))],
+                        ["id"],
+                    )
+                }
+            enrol_domain = [("id", "in", list(enrolments))]
+            student_domain = [("id", "in", list(students))]
+            faculty_domain = [("id", "in", list(faculty))]
+            scope = {"enrolments": enrolments, "faculty": faculty}
+        self._read_people(snap, student_domain, faculty_domain)
+        for row in self._read(
+            "op.student.course",
+            enrol_domain,
+            ["student_id", "course_id", "batch_id", "subject_ids", "active"],
+        ):
+            if not row["student_id"]:
+                continue
+            snap.enrolments[row["id"]] = Enrolment(
+                row["id"],
+                _m2o(row["student_id"]),
+                _m2o(row["course_id"]),
+                _m2o(row["batch_id"]),
+                tuple(row["subject_ids"]),
+                row["active"],
+            )
+        return snap, scope
+
+    def _read_people(self, snap, student_domain, faculty_domain):
+        logins = {}
+        students = self._read(
+            "op.student",
+            student_domain,
+            ["first_name", "last_name", "name", "email", "user_id", "active", "lang"],
+        )
+        user_ids = {_m2o(r["user_id"]) for r in students if r["user_id"]}
+        if user_ids:
+            logins = {
+                r["id"]: r["login"]
+                for r in self._read(
+                    "res.users", [("id", "in", list(user_ids))], ["login"]
+                )
+            }
+        for row in students:
+            first, last = _names(row)
+            snap.students[row["id"]] = Person(
+                row["id"],
+                "student",
+                first,
+                last,
+                row["email"] or None,
+                login=logins.get(_m2o(row["user_id"])),
+                active=row["active"],
+                lang=_moodle_lang(row["lang"]),
+            )
+        for row in self._read(
+            "op.faculty",
+            faculty_domain,
+            [
+                "first_name",
+                "last_name",
+                "name",
+                "email",
+                "active",
+                "faculty_subject_ids",
+                "main_department_id",
+                "lang",
+            ],
+        ):
+            first, last = _names(row)
+            snap.faculty[row["id"]] = Person(
+                row["id"],
+                "faculty",
+                first,
+                last,
+                row["email"] or None,
+                active=row["active"],
+                subject_ids=tuple(row["faculty_subject_ids"]),
+                department_id=_m2o(row["main_department_id"]),
+                lang=_moodle_lang(row["lang"]),
+            )
+
+
+def _names(row):
+    """First and last name; from the display name when the parts are empty."""
+    first = (row.get("first_name") or "").strip()
+    last = (row.get("last_name") or "").strip()
+    if not (first and last) and row.get("name"):
+        parts = row["name"].strip().split(" ", 1)
+        first = first or parts[0]
+        last = last or (parts[1] if len(parts) > 1 else "")
+    return first, last
+
+
+def _moodle_lang(lang):
+    """Odoo's ``fr_FR`` → Moodle's ``fr``; English is Moodle's default."""
+    if not lang or lang.startswith("en"):
+        return None
+    return lang.split("_")[0].lower()
+
+
+class SyncPush:
+    """Push OpenEduCat to one Moodle instance.
+
+    :param instance: a ``moodle.instance`` record
+    :param client: the instance's :class:`~..moodle.MoodleClient`
+    :param bool dry_run: plan only, write nothing on either side
+    """
+
+    def __init__(self, instance, client, dry_run=False):
+        self.instance = instance
+        self.client = client
+        self.dry_run = dry_run
+
+    def settings(self):
+        instance = self.instance
+        phases = []
+        if instance.push_structure:
+            phases += ["departments", "programs", "subjects"]
+        if instance.push_users:
+            phases.append("users")
+        if instance.push_groups:
+            phases.append("batches")
+        if instance.push_enrolments:
+            phases.append("enrolments")
+        return PushSettings(
+            student_role_id=instance.student_role_id,
+            teacher_role_id=instance.teacher_role_id,
+            auth=instance._moodle_auth(),
+            department_ids=frozenset(instance.department_ids.ids),
+            phases=tuple(phases),
+        )
+
+    def run(self, phases=None, seeds=None):
+        """Push what the seeds concern (everything without seeds).
+
+        :return: the core's :class:`~..sync.push.PushResult`
+        """
+        settings = self.settings()
+        if phases:
+            phases = [p for p in settings.phases if p in phases]
+        snapshot, scope = OdooReader(self.instance.env).snapshot(seeds)
+        store = OdooStore(self.instance)
+        sync = PushSync(self.client, store, settings, dry_run=self.dry_run)
+        return sync.run(snapshot, phases=phases, scope=scope)

@@ -1,0 +1,100 @@
+"""Transports: a ``responses`` callback and a threaded HTTP server."""
+
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from .errors import TransportFault
+
+
+def install(fm, rsps, base_url="https://moodle.test"):
+    """Register ``fm`` on a ``responses.RequestsMock`` for every URL of the site.
+
+    POST (or GET) ``{base_url}/webservice/rest/server.php`` is answered by
+    :meth:`FakeMoodle.handle`; any other path gets a 404 HTML page.
+    """
+    import requests
+
+    base_url = base_url.rstrip("/")
+    fm.base_url = base_url
+    pattern = re.compile(re.escape(base_url) + r"(/.*)?$")
+
+    def callback(request):
+        parts = urlsplit(request.url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        body = request.body or b""
+        try:
+            status, headers, payload = fm.handle(body, path)
+        except TransportFault as fault:
+            if fault.kind == "timeout":
+                raise requests.exceptions.ReadTimeout(
+                    "Read timed out. (simulated)", request=request
+                ) from None
+            raise requests.exceptions.ConnectionError(
+                "Connection aborted: RemoteDisconnected (simulated)", request=request
+            ) from None
+        return status, headers, payload
+
+    for method in ("GET", "POST"):
+        rsps.add_callback(method, pattern, callback=callback)
+    return rsps
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "Apache"
+    sys_version = ""
+
+    def log_message(self, format, *args):
+        return
+
+    def _serve(self, body):
+        fm = self.server.fake_moodle
+        try:
+            status, headers, payload = fm.handle(body, self.path)
+        except TransportFault as fault:
+            if fault.kind == "drop":
+                self.close_connection = True
+                return
+            time.sleep(fm.timeout_sleep)
+            status, headers, payload = fault.resume()
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (e.g. timeout)
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self._serve(self.rfile.read(length) if length else b"")
+
+    def do_GET(self):
+        self._serve(b"")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        """Stay quiet when a client disconnects early (timeouts, drops)."""
+        return
+
+
+def serve(fm, host="127.0.0.1", port=0):
+    """Serve ``fm`` in a daemon thread; return ``(server, base_url)``.
+
+    Stop with ``server.shutdown()`` (and ``server.server_close()``).
+    """
+    server = _Server((host, port), _Handler)
+    server.fake_moodle = fm
+    base_url = f"http://{host}:{server.server_address[1]}"
+    fm.base_url = base_url
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, base_url

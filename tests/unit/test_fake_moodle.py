@@ -1,0 +1,1032 @@
+"""Tests of the Moodle simulator (tests/fake_moodle) through real form bodies."""
+
+import time
+from urllib.parse import urlencode
+
+import pytest
+import requests
+import responses
+
+from tests.fake_moodle import FUNCTIONS, FakeMoodle
+from tests.fake_moodle.params import parse_form, php_decode, to_plain
+
+BASE = "https://moodle.test"
+URL = f"{BASE}/webservice/rest/server.php"
+
+
+def flatten(value, prefix):
+    """Encode a Python value in PHP bracket notation."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        if isinstance(value, bool):
+            value = int(value)
+        return [(prefix, str(value))]
+    pairs = []
+    for key, sub in items:
+        pairs += flatten(sub, f"{prefix}[{key}]")
+    return pairs
+
+
+def encode(function, token="simtoken", fmt="json", params=None, head=True):
+    pairs = []
+    for name, value in (params or {}).items():
+        pairs += flatten(value, name)
+    auth = [("wstoken", token), ("wsfunction", function)]
+    if fmt:
+        auth.append(("moodlewsrestformat", fmt))
+    return urlencode(auth + pairs if head else pairs + auth)
+
+
+@pytest.fixture
+def fm():
+    sim = FakeMoodle(token="simtoken")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        sim.install(rsps, base_url=BASE)
+        yield sim
+
+
+def post(function, **params):
+    response = requests.post(
+        URL,
+        data=encode(function, params=params),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+    return response.json()
+
+
+def raw_post(body):
+    return requests.post(
+        URL,
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=5,
+    )
+
+
+def error(result, code):
+    assert isinstance(result, dict) and "exception" in result, result
+    assert result["errorcode"] == code, result
+    return result
+
+
+@pytest.fixture
+def course(fm):
+    return post(
+        "core_course_create_courses",
+        courses=[{"fullname": "Algebra", "shortname": "ALG", "categoryid": 1}],
+    )[0]["id"]
+
+
+def make_user(name, **extra):
+    data = {
+        "username": name,
+        "firstname": name.title(),
+        "lastname": "Tester",
+        "email": f"{name}@example.org",
+        "password": "Secret-123",
+    }
+    data.update(extra)
+    return post("core_user_create_users", users=[data])[0]["id"]
+
+
+def enrol(courseid, userid, roleid=5):
+    return post(
+        "enrol_manual_enrol_users",
+        enrolments=[{"roleid": roleid, "userid": userid, "courseid": courseid}],
+    )
+
+
+# --------------------------------------------------------------------- decoding
+def test_bracket_notation_decodes_to_nested_structures():
+    body = (
+        "courses%5B0%5D%5Bfullname%5D=A+B&courses[0][customfields][0][value]=x"
+        "&values[]=a&values[]=b&options[ids][0]=7&criteria[0][key]=email"
+        "&plain=1&plain=2"
+    )
+    data = to_plain(php_decode(parse_form(body)))
+    assert data == {
+        "courses": [{"fullname": "A B", "customfields": [{"value": "x"}]}],
+        "values": ["a", "b"],
+        "options": {"ids": ["7"]},
+        "criteria": [{"key": "email"}],
+        "plain": "2",
+    }
+
+
+def test_calls_record_decoded_params(fm):
+    post("core_user_get_users_by_field", field="username", values=["a", "b"])
+    assert fm.calls == [
+        ("core_user_get_users_by_field", {"field": "username", "values": ["a", "b"]})
+    ]
+
+
+# ----------------------------------------------------------- transport & access
+def test_site_info_lists_service_functions_with_versions(fm):
+    info = post("core_webservice_get_site_info")
+    versions = {f["name"]: f["version"] for f in info["functions"]}
+    assert info["userid"] == 2 and info["username"] == "admin"
+    assert info["release"] == "4.5.6 (Build: 20250811)"
+    assert info["version"] == "2024100706" and info["siteurl"] == BASE
+    assert versions["core_course_create_courses"] == "2024100706"
+    assert versions["mod_attendance_get_session"] == "2024020500"
+    assert "mod_wsattendance_get_session" not in versions
+    fm.enable_legacy_attendance(only=True)
+    versions = {
+        f["name"]: f["version"]
+        for f in post("core_webservice_get_site_info")["functions"]
+    }
+    assert versions["mod_wsattendance_get_session"] == "2025010100"
+    assert "mod_attendance_get_session" not in versions
+    assert "mod_attendance_add_session" not in versions
+
+
+def test_invalid_token_json_and_xml(fm):
+    bad = raw_post(encode("core_webservice_get_site_info", token="nope")).json()
+    assert bad == {
+        "exception": "moodle_exception",
+        "errorcode": "invalidtoken",
+        "message": "Invalid token - token not found",
+    }
+    xml = raw_post(encode("core_webservice_get_site_info", token="x", fmt=None))
+    assert xml.status_code == 200
+    assert xml.text.startswith('<?xml version="1.0" encoding="UTF-8" ?>')
+    assert "<ERRORCODE>invalidtoken</ERRORCODE>" in xml.text
+
+
+def test_unknown_function_and_access_exception(fm):
+    error(post("mod_wsattendance_add_attendance"), "invalidrecord")
+    result = error(post("mod_wsattendance_get_session", sessionid=1), "accessexception")
+    assert result["exception"] == "webservice_access_exception"
+    assert result["message"] == "Access control exception"
+    fm.remove_function("core_course_get_categories")
+    error(post("core_course_get_categories"), "accessexception")
+    fm.disable_attendance()
+    error(post("mod_attendance_get_session", sessionid=1), "accessexception")
+    fm.disable_attendance(uninstall=True)
+    error(post("mod_attendance_get_session", sessionid=1), "invalidrecord")
+
+
+def test_rest_disabled_gives_403_without_body(fm):
+    fm.rest_enabled = False
+    response = raw_post(encode("core_webservice_get_site_info"))
+    assert response.status_code == 403 and response.content == b""
+
+
+def test_other_path_is_404_html(fm):
+    response = requests.post(f"{BASE}/login/token.php", data="x=1", timeout=5)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"].startswith("text/html")
+
+
+def test_parameter_validation_errors_and_debuginfo(fm):
+    result = error(
+        post("core_course_get_courses_by_field", bogus="x"), "invalidparameter"
+    )
+    assert result == {
+        "exception": "core\\exception\\invalid_parameter_exception",
+        "errorcode": "invalidparameter",
+        "message": "Invalid parameter value detected",
+    }
+    error(post("core_group_get_course_groups"), "invalidparameter")  # missing
+    error(post("core_group_get_course_groups", courseid=""), "invalidparameter")
+    error(post("core_group_get_course_groups", courseid="abc"), "invalidparameter")
+    error(
+        post("core_course_get_categories", addsubcategories="true"), "invalidparameter"
+    )
+    fm.debug = True
+    result = error(post("core_group_get_course_groups"), "invalidparameter")
+    assert "courseid" in result["debuginfo"]
+
+
+def test_null_body_for_functions_without_return(fm, course):
+    userid = make_user("nullbody")
+    response = raw_post(
+        encode(
+            "enrol_manual_enrol_users",
+            params={
+                "enrolments": [{"roleid": 5, "userid": userid, "courseid": course}]
+            },
+        )
+    )
+    assert response.text == "null"
+
+
+# ------------------------------------------------------------------- categories
+def test_categories_create_get_uniqueness_and_batches(fm):
+    created = post(
+        "core_course_create_categories",
+        categories=[{"name": "Dept", "idnumber": "d1"}],
+    )
+    dept = created[0]["id"]
+    assert created == [{"id": dept, "name": "Dept"}]
+    sub = post(
+        "core_course_create_categories",
+        categories=[{"name": "Prog", "parent": dept, "idnumber": "p1"}],
+    )[0]["id"]
+    result = error(
+        post(
+            "core_course_create_categories",
+            categories=[{"name": "X", "idnumber": "d1"}],
+        ),
+        "categoryidnumbertaken",
+    )
+    assert result["message"] == "ID number is already used for another category"
+    error(
+        post(
+            "core_course_create_categories",
+            categories=[
+                {"name": "New", "idnumber": "n1"},
+                {"name": "Bad", "parent": 999},
+            ],
+        ),
+        "unknowcategory",
+    )
+    assert fm.find_category(idnumber="n1") is None  # all-or-nothing
+    error(
+        post(
+            "core_course_create_categories",
+            categories=[{"name": "Long", "idnumber": "x" * 101}],
+        ),
+        "idnumbertoolong",
+    )
+    crit = {"criteria": [{"key": "idnumber", "value": "d1"}]}
+    assert [c["id"] for c in post("core_course_get_categories", **crit)] == [dept, sub]
+    only = post("core_course_get_categories", addsubcategories=0, **crit)
+    assert [c["id"] for c in only] == [dept]
+    assert only[0]["parent"] == 0 and only[0]["path"] == f"/{dept}"
+    unknown = {"criteria": [{"key": "idnumber", "value": "zz"}]}
+    assert post("core_course_get_categories", **unknown) == []
+    error(
+        post("core_course_get_categories", criteria=[{"key": "bad", "value": "1"}]),
+        "criteriaerror",
+    )
+
+
+def test_categories_update_and_delete(fm):
+    dept = fm.add_category("Dept", idnumber="d1")
+    prog = fm.add_category("Prog", parent=dept, idnumber="p1")
+    fm.add_course("C", "C1", prog)
+    assert (
+        post(
+            "core_course_update_categories", categories=[{"id": prog, "name": "Prog 2"}]
+        )
+        is None
+    )
+    assert fm.categories[prog]["name"] == "Prog 2"
+    error(
+        post(
+            "core_course_update_categories", categories=[{"id": prog, "idnumber": "d1"}]
+        ),
+        "categoryidnumbertaken",
+    )
+    error(
+        post(
+            "core_course_update_categories", categories=[{"id": dept, "parent": prog}]
+        ),
+        "cannotmovecategory",
+    )
+    error(
+        post("core_course_delete_categories", categories=[{"id": dept}]),
+        "movecatcontentstoroot",
+    )
+    assert post("core_course_delete_categories", categories=[{"id": prog}]) is None
+    assert fm.find_course(shortname="C1")["categoryid"] == dept
+    post("core_course_delete_categories", categories=[{"id": dept, "recursive": 1}])
+    assert dept not in fm.categories and fm.find_course(shortname="C1") is None
+
+
+# ---------------------------------------------------------------------- courses
+def test_courses_create_uniqueness_and_all_or_nothing(fm, course):
+    assert fm.courses[course]["shortname"] == "ALG"
+    result = error(
+        post(
+            "core_course_create_courses",
+            courses=[
+                {"fullname": "B", "shortname": "B1", "categoryid": 1},
+                {"fullname": "A2", "shortname": "ALG", "categoryid": 1},
+            ],
+        ),
+        "shortnametaken",
+    )
+    assert result["message"] == "Short name is already used for another course (ALG)"
+    assert fm.find_course(shortname="B1") is None
+    post(
+        "core_course_create_courses",
+        courses=[
+            {"fullname": "I", "shortname": "I1", "categoryid": 1, "idnumber": "i"}
+        ],
+    )
+    result = error(
+        post(
+            "core_course_create_courses",
+            courses=[
+                {"fullname": "I", "shortname": "I2", "categoryid": 1, "idnumber": "i"}
+            ],
+        ),
+        "courseidnumbertaken",
+    )
+    assert result["message"] == "ID number is already used for another course (i)"
+    error(
+        post(
+            "core_course_create_courses",
+            courses=[{"fullname": "X", "shortname": "X", "categoryid": 99}],
+        ),
+        "errorcatcontextnotvalid",
+    )
+    error(
+        post(
+            "core_course_create_courses", courses=[{"fullname": "X", "categoryid": 1}]
+        ),
+        "invalidparameter",
+    )
+
+
+def test_new_course_has_manual_instance_and_course_total(fm, course):
+    methods = [i for i in fm.enrol_instances.values() if i["courseid"] == course]
+    assert {(i["enrol"], i["status"]) for i in methods} >= {("manual", 0)}
+    totals = [
+        i
+        for i in fm.grade_items.values()
+        if i["courseid"] == course and i["itemtype"] == "course"
+    ]
+    assert len(totals) == 1 and totals[0]["iteminstance"] != course
+
+
+def test_courses_get_update_delete(fm, course):
+    post(
+        "core_course_update_courses",
+        courses=[{"id": course, "idnumber": "alg-id", "fullname": "Algebra I"}],
+    )
+    found = post("core_course_get_courses_by_field", field="idnumber", value="alg-id")
+    assert [c["fullname"] for c in found["courses"]] == ["Algebra I"]
+    assert found["warnings"] == []
+    assert found["courses"][0]["categoryid"] == 1
+    empty = post("core_course_get_courses_by_field", field="idnumber", value="nope")
+    assert empty == {"courses": [], "warnings": []}
+    every = post("core_course_get_courses_by_field")["courses"]
+    assert {c["id"] for c in every} == {1, course}
+    by_cat = post("core_course_get_courses_by_field", field="category", value="1")
+    assert [c["id"] for c in by_cat["courses"]] == [course]
+    other = fm.add_course("Other", "OTH")
+    result = post(
+        "core_course_update_courses",
+        courses=[
+            {"id": other, "shortname": "ALG"},
+            {"id": 999, "fullname": "x"},
+            {"id": other, "fullname": "Renamed"},
+        ],
+    )
+    codes = [(w["itemid"], w["warningcode"]) for w in result["warnings"]]
+    assert codes == [(other, "shortnametaken"), (999, "invalidrecord")]
+    assert result["warnings"][0]["message"] == (
+        "Short name is already used for another course (ALG)"
+    )
+    assert fm.courses[other]["fullname"] == "Renamed"
+    deleted = post("core_course_delete_courses", courseids=[other, 555])
+    assert [w["warningcode"] for w in deleted["warnings"]] == ["unknowncourseidnumber"]
+    assert other not in fm.courses
+
+
+# ----------------------------------------------------------------------- groups
+def test_groups_create_rules(fm, course):
+    error(
+        post("core_group_create_groups", groups=[{"courseid": course, "name": "G"}]),
+        "invalidparameter",
+    )
+    created = post(
+        "core_group_create_groups",
+        groups=[
+            {"courseid": course, "name": "G1", "description": "", "idnumber": "g1"}
+        ],
+    )
+    assert created == [
+        {
+            "id": created[0]["id"],
+            "courseid": course,
+            "name": "G1",
+            "description": "",
+            "descriptionformat": 1,
+            "enrolmentkey": "",
+            "idnumber": "g1",
+            "visibility": 0,
+            "participation": True,
+        }
+    ]
+    result = error(
+        post(
+            "core_group_create_groups",
+            groups=[
+                {"courseid": course, "name": "G2", "description": "", "idnumber": "g1"}
+            ],
+        ),
+        "idnumbertaken",
+    )
+    assert result["message"] == "This ID number is already in use"
+    error(
+        post(
+            "core_group_create_groups",
+            groups=[{"courseid": course, "name": "G1", "description": ""}],
+        ),
+        "invalidparameter",
+    )
+    listed = post("core_group_get_course_groups", courseid=course)
+    assert [g["idnumber"] for g in listed] == ["g1"]
+    gid = created[0]["id"]
+    assert post("core_group_update_groups", groups=[{"id": gid, "name": "G1b"}]) is None
+    assert fm.groups[gid]["name"] == "G1b"
+    assert post("core_group_delete_groups", groupids=[gid, 4242]) is None
+    assert gid not in fm.groups
+
+
+def test_group_members_require_enrolment(fm, course):
+    gid = fm.add_group(course, "G")
+    userid = make_user("member")
+    members = [{"groupid": gid, "userid": userid}]
+    error(post("core_group_add_group_members", members=members), "invalidparameter")
+    enrol(course, userid)
+    assert post("core_group_add_group_members", members=members) is None
+    assert post("core_group_add_group_members", members=members) is None
+    assert fm.group_members(gid) == {userid}
+    got = post("core_group_get_group_members", groupids=[gid])
+    assert got == [{"groupid": gid, "userids": [userid]}]
+    assert post("core_group_delete_group_members", members=members) is None
+    assert post("core_group_delete_group_members", members=members) is None
+    assert fm.group_members(gid) == set()
+
+
+# ------------------------------------------------------------------------ users
+def test_users_create_rules(fm):
+    user = {"firstname": "A", "lastname": "B", "password": "Secret-123"}
+    error(
+        post(
+            "core_user_create_users",
+            users=[{**user, "username": "Upper", "email": "u@x.org"}],
+        ),
+        "invalidparameter",
+    )
+    error(
+        post(
+            "core_user_create_users",
+            users=[
+                {**user, "username": "one", "email": "one@x.org"},
+                {**user, "username": "one", "email": "two@x.org"},
+            ],
+        ),
+        "invalidparameter",
+    )
+    assert fm.find_user(username="one") is None  # nothing created
+    created = post(
+        "core_user_create_users",
+        users=[{**user, "username": "one", "email": "one@x.org", "idnumber": "same"}],
+    )
+    assert created == [{"id": created[0]["id"], "username": "one"}]
+    dup_email = {**user, "username": "two", "email": "ONE@x.org"}
+    error(post("core_user_create_users", users=[dup_email]), "invalidparameter")
+    no_password = {
+        "firstname": "A",
+        "lastname": "B",
+        "username": "np",
+        "email": "np@x.org",
+    }
+    error(post("core_user_create_users", users=[no_password]), "invalidparameter")
+    assert (
+        post("core_user_create_users", users=[{**no_password, "createpassword": 1}])[0][
+            "username"
+        ]
+        == "np"
+    )
+    oauth = {**no_password, "username": "oa", "email": "oa@x.org", "auth": "oauth2"}
+    assert post("core_user_create_users", users=[oauth])[0]["username"] == "oa"
+    weak = {**user, "username": "weak", "email": "weak@x.org", "password": "short"}
+    result = error(
+        post("core_user_create_users", users=[weak]),
+        "<div>Passwords must be at least 8 characters long.</div>",
+    )
+    assert result["message"].startswith("error/<div>")
+    bad_lang = {**user, "username": "lang", "email": "lang@x.org", "lang": "xx"}
+    error(post("core_user_create_users", users=[bad_lang]), "invalidparameter")
+    same_id = {**user, "username": "three", "email": "three@x.org", "idnumber": "same"}
+    post("core_user_create_users", users=[same_id])  # idnumber is not unique
+    fm.allow_accounts_same_email = True
+    assert post("core_user_create_users", users=[dup_email])[0]["username"] == "two"
+
+
+def test_users_update_get_delete(fm):
+    first, second = make_user("first"), make_user("second")
+    result = post(
+        "core_user_update_users",
+        users=[
+            {"id": second, "email": "FIRST@example.org"},
+            {"id": 9999, "firstname": "x"},
+            {"id": first, "suspended": 1, "idnumber": "s-1"},
+        ],
+    )
+    assert result == {
+        "warnings": [
+            {
+                "item": "user",
+                "itemid": second,
+                "warningcode": "useremailduplicate",
+                "message": "Duplicate address",
+            },
+            {
+                "item": "user",
+                "itemid": 9999,
+                "warningcode": "invaliduserid",
+                "message": "Invalid user ID",
+            },
+        ]
+    }
+    got = post("core_user_get_users_by_field", field="idnumber", values=["s-1"])
+    assert [(u["id"], u["suspended"]) for u in got] == [(first, True)]
+    got = post(
+        "core_user_get_users_by_field", field="username", values=["first", "ghost"]
+    )
+    assert [u["username"] for u in got] == ["first"]
+    assert set(got[0]) >= {"fullname", "email", "idnumber", "auth", "confirmed", "lang"}
+    error(
+        post("core_user_get_users_by_field", field="username", values=["First"]),
+        "invalidparameter",
+    )
+    got = post(
+        "core_user_get_users_by_field", field="email", values=["SECOND@example.org"]
+    )
+    assert [u["id"] for u in got] == [second]
+    error(
+        post("core_user_get_users_by_field", field="city", values=["x"]),
+        "invalidparameter",
+    )
+    assert post("core_user_delete_users", userids=[second]) is None
+    assert fm.users[second]["deleted"] == 1
+    assert post("core_user_get_users_by_field", field="id", values=[second]) == []
+    error(post("core_user_delete_users", userids=[2]), "useradminodelete")
+
+
+# -------------------------------------------------------------------- enrolment
+def test_enrol_errors(fm, course):
+    userid = make_user("learner")
+    result = error(enrol(course, 4242), "invaliduser")
+    assert result == {
+        "exception": "dml_missing_record_exception",
+        "errorcode": "invaliduser",
+        "message": "Invalid user",
+    }
+    result = error(enrol(course, userid, roleid=2), "wsusercannotassign")
+    assert result["message"] == (
+        "You don't have the permission to assign this role (2) to this user "
+        f"({userid}) in this course ({course})."
+    )
+    other = fm.add_course("No manual", "NM")
+    fm.disable_manual_enrol(other)
+    error(enrol(other, userid), "wsnoinstance")
+    error(
+        post(
+            "enrol_manual_enrol_users",
+            enrolments=[
+                {"roleid": 5, "userid": userid, "courseid": course},
+                {"roleid": 6, "userid": userid, "courseid": course},
+            ],
+        ),
+        "wsusercannotassign",
+    )
+    assert fm.enrolled_roles(course, userid) == set()  # all-or-nothing
+
+
+def test_enrol_idempotent_roles_added_and_unenrol_removes_all(fm, course):
+    userid = make_user("learner")
+    assert enrol(course, userid) is None
+    assert enrol(course, userid) is None
+    assert len([e for e in fm.enrolments.values() if e["userid"] == userid]) == 1
+    assert enrol(course, userid, roleid=4) is None
+    assert fm.enrolled_roles(course, userid) == {4, 5}
+    listed = post(
+        "core_enrol_get_enrolled_users",
+        courseid=course,
+        options=[{"name": "userfields", "value": "id,username,roles"}],
+    )
+    assert listed == [
+        {
+            "id": userid,
+            "username": "learner",
+            "fullname": "Learner Tester",
+            "roles": [
+                {"roleid": 4, "name": "", "shortname": "teacher", "sortorder": 0},
+                {"roleid": 5, "name": "", "shortname": "student", "sortorder": 0},
+            ],
+        }
+    ]
+    gid = fm.add_group(course, "G")
+    fm.add_group_member(gid, userid)
+    assert (
+        post(
+            "enrol_manual_unenrol_users",
+            enrolments=[{"userid": userid, "courseid": course, "roleid": 4}],
+        )
+        is None
+    )
+    assert fm.enrolled_roles(course, userid) == set()
+    assert fm.group_members(gid) == set()
+    assert (
+        post(
+            "enrol_manual_unenrol_users",
+            enrolments=[{"userid": userid, "courseid": course}],
+        )
+        is None
+    )
+    error(
+        post(
+            "enrol_manual_unenrol_users",
+            enrolments=[{"userid": 999, "courseid": course}],
+        ),
+        "invaliduser",
+    )
+
+
+def test_enrolled_users_options(fm, course):
+    active, suspended = make_user("active"), make_user("susp")
+    enrol(course, active)
+    post(
+        "enrol_manual_enrol_users",
+        enrolments=[
+            {"roleid": 5, "userid": suspended, "courseid": course, "suspend": 1}
+        ],
+    )
+    every = post("core_enrol_get_enrolled_users", courseid=course)
+    assert [u["id"] for u in every] == [active, suspended]
+    assert set(every[0]) >= {"username", "email", "idnumber", "roles", "groups"}
+    only = post(
+        "core_enrol_get_enrolled_users",
+        courseid=course,
+        options=[{"name": "onlyactive", "value": "1"}],
+    )
+    assert [u["id"] for u in only] == [active]
+
+
+def test_welcome_message_quirk_keeps_enrolment(fm, course):
+    teacher, student = make_user("teach"), make_user("stud")
+    fm.welcome_message_fails = True
+    assert enrol(course, teacher, roleid=3) is not None  # the teacher is a contact
+    result = error(enrol(course, student), "Message was not sent.")
+    assert result["message"] == "error/Message was not sent."
+    assert fm.enrolled_roles(course, student) == {5}
+    fm.set_welcome_message(course, False)
+    assert enrol(course, student) is None
+
+
+# ----------------------------------------------------------------------- grades
+def test_grade_report_rows(fm, course):
+    s1, s2, teacher = make_user("s1"), make_user("s2"), make_user("t1")
+    for userid in (s1, s2):
+        enrol(course, userid)
+    enrol(course, teacher, roleid=3)
+    assign = fm.add_assignment(course, "Essay", idnumber="as1")
+    quiz = fm.add_quiz(course, "Quiz", grade=10.0)
+    gcat = fm.add_grade_category(course, "Homework")
+    manual = fm.add_manual_item(course, "Manual", grademax=50.0, category=gcat)
+    fm.grade_assignment(assign, s1, 72.5)
+    fm.set_manual_grade(manual, s1, 42.5)
+    report = post("gradereport_user_get_grade_items", courseid=course)
+    assert report["warnings"] == []
+    assert [u["userid"] for u in report["usergrades"]] == [s1, s2]
+    rows = report["usergrades"][0]["gradeitems"]
+    assert [r["itemtype"] for r in rows] == [
+        "mod",
+        "mod",
+        "manual",
+        "category",
+        "course",
+    ]
+    essay, quizrow, manualrow, catrow, total = rows
+    assert essay["itemmodule"] == "assign" and essay["iteminstance"] == assign
+    assert essay["graderaw"] == 72.5 and essay["gradeformatted"] == "72.50"
+    assert essay["percentageformatted"] == "72.50 %" and "cmid" in essay
+    assert quizrow["graderaw"] is None and quizrow["gradeformatted"] == "-"
+    assert quizrow["percentageformatted"] == "-" and quizrow["iteminstance"] == quiz
+    assert "cmid" not in manualrow and manualrow["itemmodule"] is None
+    assert catrow["graderaw"] == 42.5 and catrow["iteminstance"] == gcat
+    assert "cmid" not in catrow and "cmid" not in total
+    assert total["graderaw"] == 115 and total["iteminstance"] != course
+    assert total["iteminstance"] == fm._top_grade_category(course)
+    ungraded = report["usergrades"][1]["gradeitems"]
+    assert ungraded[-1]["graderaw"] is None and ungraded[-1]["grademax"] == 160
+    single = post("gradereport_user_get_grade_items", courseid=course, userid=teacher)
+    assert [u["userid"] for u in single["usergrades"]] == [teacher]
+
+
+def test_assign_functions(fm, course):
+    student = make_user("s1")
+    enrol(course, student)
+    assign = fm.add_assignment(course, "Essay")
+    fm.grade_assignment(assign, student, 72.5)
+    result = post("mod_assign_get_assignments", courseids=[course])
+    assert result["courses"] == []
+    assert result["warnings"][0]["warningcode"] == "2"
+    result = post(
+        "mod_assign_get_assignments", courseids=[course], includenotenrolledcourses=1
+    )
+    assert [a["id"] for a in result["courses"][0]["assignments"]] == [assign]
+    grades = post("mod_assign_get_grades", assignmentids=[assign, 9999])
+    assert grades["assignments"][0]["grades"][0]["grade"] == "72.50000"
+    assert grades["assignments"][0]["grades"][0]["userid"] == student
+    assert grades["warnings"] == [
+        {
+            "item": "assignment",
+            "itemid": 9999,
+            "warningcode": "3",
+            "message": "No grades found",
+        }
+    ]
+
+
+def test_quiz_best_grade(fm, course):
+    student = make_user("s1")
+    quiz = fm.add_quiz(course, "Quiz", grade=10.0, gradetopass=5.0)
+    plain = fm.add_quiz(course, "Plain")
+    assert post("mod_quiz_get_user_best_grade", quizid=quiz, userid=student) == {
+        "hasgrade": False,
+        "warnings": [],
+    }
+    fm.add_quiz_attempt(quiz, student, 6.0)
+    fm.add_quiz_attempt(quiz, student, 8.5)
+    fm.add_quiz_attempt(quiz, student, 7.0)
+    assert post("mod_quiz_get_user_best_grade", quizid=quiz, userid=student) == {
+        "hasgrade": True,
+        "grade": 8.5,
+        "gradetopass": 5.0,
+        "warnings": [],
+    }
+    fm.add_quiz_attempt(plain, student, 3)
+    assert "gradetopass" not in post(
+        "mod_quiz_get_user_best_grade", quizid=plain, userid=student
+    )
+    cmid = fm.quizzes[quiz]["cmid"]
+    result = error(post("mod_quiz_get_user_best_grade", quizid=cmid), "invalidrecord")
+    assert result["message"] == "Can't find data record in database table quiz."
+    listed = post("mod_quiz_get_quizzes_by_courses", courseids=[course])
+    assert [q["coursemodule"] for q in listed["quizzes"]] == [
+        cmid,
+        fm.quizzes[plain]["cmid"],
+    ]
+
+
+def test_completion_status(fm, course):
+    student, teacher = make_user("s1"), make_user("t1")
+    enrol(course, student)
+    enrol(course, teacher, roleid=3)
+    args = {"courseid": course}
+    error(
+        post("core_completion_get_course_completion_status", userid=teacher, **args),
+        "usernotenroled",
+    )
+    result = error(
+        post("core_completion_get_course_completion_status", userid=student, **args),
+        "nocriteriaset",
+    )
+    assert result["message"] == "No completion criteria set for this course"
+    error(
+        post("core_completion_get_course_completion_status", userid=999, **args),
+        "invaliduser",
+    )
+    fm.set_completion_criteria(course, (1,))
+    status = post(
+        "core_completion_get_course_completion_status", userid=student, **args
+    )
+    assert status["completionstatus"]["completed"] is False
+    first = status["completionstatus"]["completions"][0]
+    assert first["timecompleted"] is None and first["status"] == "No"
+    fm.complete_course(course, student, when=1700000000)
+    status = post(
+        "core_completion_get_course_completion_status", userid=student, **args
+    )
+    assert status["completionstatus"]["completed"] is True
+    assert status["completionstatus"]["completions"][0]["timecompleted"] == 1700000000
+
+
+# ------------------------------------------------------------------- attendance
+def test_attendance_flow(fm, course):
+    student, teacher = make_user("s1"), make_user("t1")
+    enrol(course, student)
+    enrol(course, teacher, roleid=3)
+    att = post("mod_attendance_add_attendance", courseid=course, name="Att")
+    att_id = att["attendanceid"]
+    error(
+        post(
+            "mod_attendance_add_session", attendanceid=att_id, sessiontime=1, groupid=1
+        ),
+        "invalidparameter",
+    )
+    session = post(
+        "mod_attendance_add_session", attendanceid=att_id, sessiontime=1795306583
+    )["sessionid"]
+    info = post("mod_attendance_get_session", sessionid=session)
+    ids = {s["acronym"]: s["id"] for s in info["statuses"]}
+    assert ids == {"P": 5, "A": 6, "L": 7, "E": 8}
+    assert [s["acronym"] for s in info["statuses"]] == ["P", "L", "E", "A"]
+    assert info["lasttaken"] is None and info["preventsharediptime"] is None
+    assert info["courseid"] == course and info["attendance_log"] == []
+    assert [u["id"] for u in info["users"]] == [student]
+    take = {
+        "sessionid": session,
+        "studentid": student,
+        "takenbyid": 2,
+        "statusset": "5,7,8,6",
+    }
+    assert post("mod_attendance_update_user_status", statusid=ids["P"], **take) is None
+    assert post("mod_attendance_update_user_status", statusid=ids["L"], **take) is None
+    error(
+        post("mod_attendance_update_user_status", statusid=5, remarks="late", **take),
+        "invalidparameter",
+    )
+    info = post("mod_attendance_get_session", sessionid=session)
+    assert info["attendance_log"] == [
+        {"studentid": student, "statusid": "7", "remarks": None, "id": "1"}
+    ]
+    assert info["lasttaken"] and info["lasttakenby"] == 2
+    assert [
+        s["id"] for s in post("mod_attendance_get_sessions", attendanceid=att_id)
+    ] == [session]
+    second = post("mod_attendance_add_attendance", courseid=course, name="Att2")
+    other = fm.add_attendance_session(second["attendanceid"], 1795306583)
+    statuses = post("mod_attendance_get_session", sessionid=other)["statuses"]
+    assert {s["acronym"]: s["id"] for s in statuses} == {
+        "P": 9,
+        "A": 10,
+        "L": 11,
+        "E": 12,
+    }
+    result = error(post("mod_attendance_get_session", sessionid=999), "invalidrecord")
+    assert result["message"] == (
+        "Can't find data record in database table attendance_sessions."
+    )
+    report = post("gradereport_user_get_grade_items", courseid=course, userid=student)
+    modules = [r["itemmodule"] for r in report["usergrades"][0]["gradeitems"]]
+    assert modules.count("attendance") == 2
+    assert post("mod_attendance_remove_session", sessionid=session) is True
+    assert post("mod_attendance_remove_attendance", attendanceid=att_id) is True
+
+
+def test_legacy_attendance_names(fm, course):
+    att_id = fm.add_attendance(course, "Att")
+    session = fm.add_attendance_session(att_id, 1795306583)
+    error(post("mod_wsattendance_get_session", sessionid=session), "accessexception")
+    fm.enable_legacy_attendance()
+    assert post("mod_wsattendance_get_session", sessionid=session)["id"] == session
+    fm.set_attendance_status_by_acronym(session, 2, "A")
+    log = post("mod_wsattendance_get_sessions", attendanceid=att_id)[0][
+        "attendance_log"
+    ]
+    assert log[0]["statusid"] == "6"
+
+
+# -------------------------------------------------------------- max_input_vars
+def _users(prefix, count):
+    return [
+        {
+            "username": f"{prefix}{i}",
+            "firstname": "F",
+            "lastname": "L",
+            "email": f"{prefix}{i}@x.org",
+            "createpassword": 1,
+        }
+        for i in range(count)
+    ]
+
+
+def test_max_input_vars_cut_on_record_boundary_loses_records(fm):
+    fm.max_input_vars = 3 + 5 * 2  # header + two complete users
+    result = post("core_user_create_users", users=_users("b", 4))
+    assert [u["username"] for u in result] == ["b0", "b1"]
+    assert fm.find_user(username="b2") is None
+
+
+def test_max_input_vars_cut_inside_record_is_invalidparameter(fm):
+    fm.max_input_vars = 3 + 5 * 2 + 2
+    error(post("core_user_create_users", users=_users("m", 4)), "invalidparameter")
+    assert fm.find_user(username="m0") is None
+
+
+def test_max_input_vars_drops_trailing_token(fm):
+    fm.max_input_vars = 20
+    body = encode(
+        "core_user_create_users", params={"users": _users("t", 4)}, head=False
+    )
+    response = raw_post(body)
+    assert "<ERRORCODE>invalidtoken</ERRORCODE>" in response.text
+    assert fm.find_user(username="t0") is None
+
+
+# ----------------------------------------------------------------------- faults
+@pytest.mark.parametrize(
+    ("kind", "status"), [("http500", 500), ("http502", 502), ("http503", 503)]
+)
+def test_http_error_faults(fm, kind, status):
+    fm.inject(kind)
+    assert raw_post(encode("core_webservice_get_site_info")).status_code == status
+    assert raw_post(encode("core_webservice_get_site_info")).status_code == 200
+
+
+def test_rate_limit_html_badjson_faults(fm):
+    fm.inject("http429")
+    response = raw_post(encode("core_webservice_get_site_info"))
+    assert response.status_code == 429 and response.headers["Retry-After"] == "2"
+    fm.inject("html")
+    response = raw_post(encode("core_webservice_get_site_info"))
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    fm.inject("badjson")
+    response = raw_post(encode("core_webservice_get_site_info"))
+    assert response.text == '{"truncated": '
+    with pytest.raises(ValueError):
+        response.json()
+
+
+def test_timeout_and_drop_faults_in_responses_mode(fm):
+    fm.inject("timeout", function="core_course_get_categories")
+    fm.inject("drop", times=2)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        raw_post(encode("core_webservice_get_site_info"))
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        raw_post(encode("core_course_get_categories"))
+    with pytest.raises(requests.exceptions.ConnectionError):
+        raw_post(encode("core_course_get_categories"))
+    assert raw_post(encode("core_course_get_categories")).status_code == 200
+    assert fm.faults == []
+
+
+def test_latency_is_applied(fm):
+    fm.latency = 0.05
+    start = time.monotonic()
+    post("core_webservice_get_site_info")
+    assert time.monotonic() - start >= 0.05
+
+
+# ----------------------------------------------------------------------- counts
+def test_call_counting(fm, course):
+    fm.reset_calls()
+    post("core_course_get_courses_by_field", field="id", value=str(course))
+    post("core_course_update_courses", courses=[{"id": course, "fullname": "New"}])
+    post("core_course_update_courses", courses=[{"id": course, "fullname": "New 2"}])
+    assert fm.call_counts["core_course_update_courses"] == 2
+    assert fm.write_call_count() == 2
+    assert fm.calls[0] == (
+        "core_course_get_courses_by_field",
+        {"field": "id", "value": str(course)},
+    )
+    fm.reset_calls()
+    assert fm.calls == [] and fm.write_call_count() == 0
+    assert FUNCTIONS["core_user_get_users_by_field"] == "read"
+    assert FUNCTIONS["mod_attendance_update_user_status"] == "write"
+
+
+# ------------------------------------------------------------------ HTTP server
+@pytest.fixture
+def served():
+    sim = FakeMoodle(token="simtoken")
+    server, base_url = sim.serve()
+    yield sim, f"{base_url}/webservice/rest/server.php"
+    server.shutdown()
+    server.server_close()
+
+
+def test_real_http_server_round_trip(served):
+    sim, url = served
+    with requests.Session() as session:
+        body = encode(
+            "core_course_create_courses",
+            params={"courses": [{"fullname": "A", "shortname": "A", "categoryid": 1}]},
+        )
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        created = session.post(url, data=body, headers=headers, timeout=5).json()
+        assert created == [{"id": 2, "shortname": "A"}]
+        again = session.post(url, data=body, headers=headers, timeout=5).json()
+        assert again["errorcode"] == "shortnametaken"
+        assert sim.call_counts["core_course_create_courses"] == 2
+        assert (
+            session.post(url[: -len("server.php")] + "x.php", timeout=5).status_code
+            == 404
+        )
+        sim.inject("http503")
+        assert (
+            session.post(url, data=body, headers=headers, timeout=5).status_code == 503
+        )
+
+
+def test_real_http_server_faults(served):
+    sim, url = served
+    body = encode("core_webservice_get_site_info")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    sim.inject("drop")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.post(url, data=body, headers=headers, timeout=5)
+    sim.timeout_sleep = 0.5
+    sim.inject("timeout")
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(url, data=body, headers=headers, timeout=0.1)
+    sim.inject("http429")
+    response = requests.post(url, data=body, headers=headers, timeout=5)
+    assert response.status_code == 429 and response.headers["Retry-After"] == "2"
