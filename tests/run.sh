@@ -89,7 +89,13 @@ elif [ -z "${ODOO_RC:-}" ] || [ -z "${ODOO_DB:-}" ]; then
   note "odoo layer skipped: Odoo 17 is importable but ODOO_RC and ODOO_DB are not set"
 else
   # pytest-odoo imports odoo when loaded: it lives only in Odoo's environment.
-  if "$ODOO_PY" -m pytest -q -p no:cacheprovider -c tests/odoo/pytest.ini \
+  "$ODOO_PY" -c 'import pytest_odoo, responses' 2>/dev/null \
+    || "$ODOO_PY" -m pip install --quiet pytest-odoo responses
+  echo "installing/updating openeducat_moodle in $ODOO_DB"
+  if ! "$ODOO_PY" -m odoo -c "$ODOO_RC" -d "$ODOO_DB" --stop-after-init \
+      -i openeducat_moodle -u openeducat_moodle --log-level=warn; then
+    fail "odoo layer: FAILED (the addon does not install)"
+  elif "$ODOO_PY" -m pytest -q -p no:cacheprovider -c tests/odoo/pytest.ini \
       --odoo-config="$ODOO_RC" --odoo-database="$ODOO_DB" \
       --junitxml="$REPORTS/odoo.xml" tests/odoo; then
     note "odoo layer: passed"

@@ -1,0 +1,92 @@
+from psycopg2 import IntegrityError
+
+from odoo.exceptions import AccessError, ValidationError
+from odoo.tests import tagged
+from odoo.tools import mute_logger
+
+from .common import BASE_URL, MoodleCase
+
+
+@tagged("post_install", "-at_install")
+class TestModels(MoodleCase):
+    def test_token_only_for_moodle_managers(self):
+        user = self.env["res.users"].create(
+            {
+                "name": "Registrar",
+                "login": "registrar_moodle_test",
+                "groups_id": [(6, 0, [self.env.ref("base.group_user").id])],
+            }
+        )
+        with self.assertRaises(AccessError):
+            self.instance.with_user(user).read(["token"])
+        manager = self.env.ref("openeducat_moodle.group_moodle_manager")
+        user.groups_id = [(4, manager.id)]
+        self.assertEqual(
+            self.instance.with_user(user).read(["token"])[0]["token"], "simtoken"
+        )
+
+    def test_token_is_not_copied(self):
+        copy = self.instance.copy()
+        self.assertFalse(copy.sudo().token)
+
+    def test_client_masks_token(self):
+        client = self.instance._get_client()
+        self.assertNotIn("simtoken", repr(client))
+        self.assertEqual(client.base_url, BASE_URL)
+
+    def test_base_url_must_be_the_wwwroot(self):
+        with self.assertRaises(ValidationError):
+            self.instance.base_url = "moodle.test"
+        with self.assertRaises(ValidationError):
+            self.instance.base_url = BASE_URL + "/webservice/rest/server.php"
+
+    def test_mapping_is_unique_per_instance_kind_and_key(self):
+        vals = {
+            "instance_id": self.instance.id,
+            "res_model": "op.subject",
+            "res_id": 1,
+            "moodle_model": "course",
+            "external_key": "oec_subj_1_course_1",
+            "moodle_id": 7,
+        }
+        self.env["moodle.mapping"].create(vals)
+        with (
+            mute_logger("odoo.sql_db"),
+            self.assertRaises(IntegrityError),
+            self.env.cr.savepoint(),
+        ):
+            self.env["moodle.mapping"].create(vals)
+        with (
+            mute_logger("odoo.sql_db"),
+            self.assertRaises(IntegrityError),
+            self.env.cr.savepoint(),
+        ):
+            self.env["moodle.mapping"].create(
+                dict(vals, external_key="oec_subj_2_course_1")
+            )
+
+    def test_test_connection_reports_release_and_missing_functions(self):
+        self.fm.remove_function("core_group_create_groups")
+        action = self.instance.action_test_connection()
+        self.assertEqual(self.instance.moodle_release, "4.5.6 (Build: 20250811)")
+        self.assertEqual(action["params"]["type"], "warning")
+        self.assertIn("core_group_create_groups", action["params"]["message"])
+        self.assertEqual(self.instance.health_state, "ok")
+
+    def test_test_connection_with_bad_token_flags_instance(self):
+        self.instance.token = "wrong"
+        action = self.instance.action_test_connection()
+        self.assertEqual(action["params"]["type"], "danger")
+        self.assertEqual(self.instance.health_state, "access")
+        self.assertNotIn("wrong", self.instance.health_message)
+        self.assertIn("Manage tokens", self.instance.health_message)
+
+    def test_every_view_of_the_addon_loads(self):
+        data = self.env["ir.model.data"].search(
+            [("module", "=", "openeducat_moodle"), ("model", "=", "ir.ui.view")]
+        )
+        views = self.env["ir.ui.view"].browse(data.mapped("res_id"))
+        self.assertGreaterEqual(len(views), 5)
+        for view in views:
+            arch = self.env[view.model].get_view(view.id, view.type)["arch"]
+            self.assertTrue(arch)
