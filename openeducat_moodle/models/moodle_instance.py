@@ -3,11 +3,12 @@ import json
 import logging
 
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 
 from ..const import CHANNEL
 from ..moodle import MoodleAccessError, MoodleClient, MoodleError, MoodleTransientError
 from ..moodle.catalogue import FEATURES
+from ..services.grades import SyncGrades
 from ..services.push import SyncPush
 
 _logger = logging.getLogger(__name__)
@@ -111,6 +112,21 @@ class MoodleInstance(models.Model):
         help="Role id of 'editingteacher' on this Moodle site.",
     )
 
+    # === GRADES (pulled; Moodle wins) === #
+    pull_gradebook = fields.Boolean(string="Pull Gradebook Grades", default=True)
+    pull_assignments = fields.Boolean(string="Pull Assignment Grades", default=True)
+    pull_quizzes = fields.Boolean(string="Pull Quiz Grades", default=True)
+    pull_completion = fields.Boolean(string="Pull Completion Status", default=True)
+    grade_scale_type = fields.Selection(
+        [("percentage", "Percentage"), ("letter", "Letter"), ("points", "Points")],
+        default="percentage",
+        required=True,
+    )
+    pass_threshold = fields.Float(string="Pass Threshold %", default=50.0)
+    grade_scale_line_ids = fields.One2many(
+        "moodle.grade.scale.line", "instance_id", string="Grade Scale", copy=True
+    )
+
     # === HEALTH === #
     stale_threshold_hours = fields.Float(string="Stale After (hours)", default=4.0)
     last_sync_date = fields.Datetime(string="Last Successful Sync", readonly=True)
@@ -132,6 +148,11 @@ class MoodleInstance(models.Model):
     mapping_ids = fields.One2many("moodle.mapping", "instance_id")
 
     _sql_constraints = [
+        (
+            "pass_threshold_range",
+            "CHECK(pass_threshold >= 0 AND pass_threshold <= 100)",
+            "The pass threshold is a percentage between 0 and 100.",
+        ),
         ("batch_size_positive", "CHECK(batch_size > 0)", "Batch size must be > 0."),
         (
             "max_fields_sane",
@@ -357,3 +378,78 @@ class MoodleInstance(models.Model):
         """Cron (hourly): enqueue a full push of every active instance."""
         for instance in self.search([]):
             instance._enqueue_push()
+
+    # === PULL === #
+
+    def _grade_settings(self):
+        self.ensure_one()
+        return {
+            "scale": self.grade_scale_type,
+            "threshold": self.pass_threshold,
+            "bands": [
+                (line.letter, line.min_percent, line.max_percent)
+                for line in self.grade_scale_line_ids
+            ],
+        }
+
+    def _check_moodle_manager(self):
+        if not self.env.user.has_group("openeducat_moodle.group_moodle_manager"):
+            raise AccessError(_("Only Moodle Managers can run a Moodle sync."))
+
+    def action_pull_grades_now(self):
+        """Button (also callable over XML-RPC by a Moodle Manager): enqueue a
+        grade pull of these instances."""
+        self._check_moodle_manager()
+        for instance in self:
+            instance._enqueue_pull()
+        return self._notify(
+            _("Grade pull enqueued"),
+            _("Grades are pulled from Moodle in the background."),
+            "info",
+        )
+
+    def _enqueue_pull(self, eta=None):
+        self.ensure_one()
+        if self.health_state == "access":
+            return None
+        return self.with_delay(
+            channel=CHANNEL,
+            eta=eta,
+            identity_key=f"moodle:{self.id}:pull:grades",
+            description=_("Moodle grade pull from %s", self.name),
+        )._job_pull_grades()
+
+    def _job_pull_grades(self):
+        """Job: pull grades (and completion) of this instance.
+
+        :return: a one-line summary, kept on the job
+        """
+        self.ensure_one()
+        if not self.active:
+            return "instance archived: nothing pulled"
+        try:
+            result = SyncGrades(self, self._get_client()).pull_all_combined()
+        except MoodleAccessError as err:
+            self._moodle_flag(err)
+            return f"paused: {err}"
+        except MoodleTransientError as err:
+            self._moodle_flag(err)
+            return f"Moodle unreachable, the next scheduled pull will retry: {err}"
+        self.sudo().write(
+            {"last_sync_date": fields.Datetime.now(), "health_state": "ok"}
+        )
+        for error in result.errors[:20]:
+            _logger.warning("moodle grade pull (instance %s): %s", self.id, error)
+        return (
+            f"{result.courses} courses: {result.created} grades created, "
+            f"{result.updated} updated, {result.unchanged} unchanged, "
+            f"{result.unmapped_students} unmapped students, "
+            f"{result.failed_courses} courses failed; completion "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(result.completion.items()))
+        )
+
+    @api.model
+    def _cron_grade_pull(self):
+        """Cron (every 15 minutes): one grade-pull job per active instance."""
+        for instance in self.search([]):
+            instance._enqueue_pull()

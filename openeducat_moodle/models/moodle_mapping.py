@@ -6,6 +6,7 @@ MOODLE_MODELS = [
     ("group", "Group"),
     ("user", "User"),
     ("enrolment", "Enrolment"),
+    ("grade", "Grade"),
 ]
 
 

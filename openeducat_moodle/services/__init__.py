@@ -1,1 +1,2 @@
+from . import grades
 from . import push

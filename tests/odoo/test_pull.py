@@ -1,0 +1,218 @@
+from odoo import api
+from odoo.exceptions import AccessError
+from odoo.service.model import check_method_name
+from odoo.tests import tagged
+
+from odoo.addons.queue_job.tests.common import trap_jobs
+
+from .common import MoodleCase, make_institution
+
+
+@tagged("post_install", "-at_install")
+class TestGradePull(MoodleCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        env = cls.env(context=dict(cls.env.context, connector_no_export=True))
+        cls.data = make_institution(env, "G")
+        d = cls.data
+        cls.ben = env["op.student"].create(
+            {
+                "name": "Ben Ode",
+                "first_name": "Ben",
+                "last_name": "Ode",
+                "email": "ben@uni.test",
+            }
+        )
+        env["op.student.course"].create(
+            {
+                "student_id": cls.ben.id,
+                "course_id": d["program"].id,
+                "batch_id": d["batch"].id,
+                "subject_ids": [(6, 0, d["subjects"][:1].ids)],
+            }
+        )
+        cls.instance.department_ids = d["dept"]
+
+    def setUp(self):
+        super().setUp()
+        d = self.data
+        self.instance._job_push()
+        fm = self.fm
+        self.alg = d["subjects"][0]
+        self.course = fm.find_course(
+            idnumber=f"oec_subj_{self.alg.id}_course_{d['program'].id}"
+        )
+        cid = self.course["id"]
+        self.ann_id = fm.find_user(idnumber=f"oec_student_{d['ann'].id}")["id"]
+        self.ben_id = fm.find_user(idnumber=f"oec_student_{self.ben.id}")["id"]
+        self.assign = fm.add_assignment(cid, "Essay", grademax=100.0)
+        fm.grade_assignment(self.assign, self.ann_id, 72.5)  # Ben: no submission
+        self.quiz = fm.add_quiz(cid, "Weekly quiz", grade=10.0)
+        for grade in (6.0, 8.5, 7.0):
+            fm.add_quiz_attempt(self.quiz, self.ann_id, grade)
+        category = fm.add_grade_category(cid, "Orals")
+        self.oral = fm.add_manual_item(
+            cid, "Oral exam", grademax=50.0, category=category
+        )
+        fm.set_manual_grade(self.oral, self.ann_id, 42.5)
+        fm.set_manual_grade(self.oral, self.ben_id, 20.0)
+        fm.set_completion_criteria(cid)
+        fm.complete_course(cid, self.ann_id)
+        fm.reset_calls()
+
+    def attendees(self, student):
+        return self.env["op.exam.attendees"].search(
+            [("student_id", "=", student.id), ("exam_id.subject_id", "=", self.alg.id)]
+        )
+
+    def marks(self, student):
+        return {a.exam_id.name: a.marks for a in self.attendees(student)}
+
+    def test_pull_writes_exactly_the_expected_records(self):
+        d = self.data
+        self.instance._job_pull_grades()
+        self.assertEqual(
+            self.marks(d["ann"]), {"Essay": 73, "Weekly quiz": 85, "Oral exam": 85}
+        )
+        self.assertEqual(self.marks(self.ben), {"Oral exam": 40})
+        exams = self.attendees(d["ann"]).exam_id
+        self.assertEqual(set(exams.mapped("total_marks")), {100})
+        self.assertEqual(set(exams.mapped("min_marks")), {50})
+        self.assertEqual(set(exams.mapped("state")), {"result_updated"})
+        self.assertEqual(exams.session_id.batch_id, d["batch"])
+        lines = self.env["op.result.line"].search([("exam_id", "in", exams.ids)])
+        self.assertEqual(
+            sorted((line.student_id.id, line.marks, line.status) for line in lines),
+            sorted(
+                [
+                    (d["ann"].id, 73, "pass"),
+                    (d["ann"].id, 85, "pass"),
+                    (d["ann"].id, 85, "pass"),
+                    (self.ben.id, 40, "fail"),
+                ]
+            ),
+        )
+        # Completion lands in the enrolment mapping, not on the enrolment.
+        enrolment = self.env["moodle.mapping"].search(
+            [
+                ("moodle_model", "=", "enrolment"),
+                (
+                    "external_key",
+                    "=",
+                    f"oec_student_{d['ann'].id}@oec_subj_{self.alg.id}_course_{d['program'].id}",
+                ),
+            ]
+        )
+        self.assertEqual(enrolment.extra_data["completion"], "complete")
+        bio = self.env["moodle.mapping"].search(
+            [
+                ("moodle_model", "=", "enrolment"),
+                (
+                    "external_key",
+                    "like",
+                    f"oec_student_{d['ann'].id}@oec_subj_{d['subjects'][1].id}_%",
+                ),
+            ]
+        )
+        self.assertEqual(bio.extra_data["completion"], "no_criteria")
+        self.assertEqual(d["enrolments"][0].state, "running")
+        self.assertEqual(self.fm.write_call_count(), 0)
+        # One gradebook call per course, not per student.
+        self.assertEqual(
+            self.fm.call_counts["gradereport_user_get_grade_items"],
+            len(d["subjects"]),
+        )
+
+    def test_second_pull_writes_nothing(self):
+        self.instance._job_pull_grades()
+        before = {a.id: a.write_date for a in self.attendees(self.data["ann"])}
+        count = self.env["moodle.mapping"].search_count(
+            [("moodle_model", "=", "grade")]
+        )
+        summary = self.instance._job_pull_grades()
+        self.assertIn("0 grades created, 0 updated, 4 unchanged", summary)
+        self.assertEqual(
+            {a.id: a.write_date for a in self.attendees(self.data["ann"])}, before
+        )
+        self.assertEqual(
+            self.env["moodle.mapping"].search_count([("moodle_model", "=", "grade")]),
+            count,
+        )
+
+    def test_changed_grade_in_moodle_is_updated(self):
+        self.instance._job_pull_grades()
+        self.fm.set_manual_grade(self.oral, self.ann_id, 30.0)
+        self.fm.add_quiz_attempt(self.quiz, self.ann_id, 9.5)
+        summary = self.instance._job_pull_grades()
+        self.assertIn("2 updated", summary)
+        self.assertEqual(
+            self.marks(self.data["ann"]),
+            {"Essay": 73, "Weekly quiz": 95, "Oral exam": 60},
+        )
+
+    def test_points_and_letters(self):
+        self.instance.grade_scale_type = "points"
+        self.instance._job_pull_grades()
+        self.assertEqual(
+            self.marks(self.data["ann"]),
+            {"Essay": 73, "Weekly quiz": 9, "Oral exam": 43},
+        )
+
+    def test_letter_bands_are_noted(self):
+        self.instance.write(
+            {
+                "grade_scale_type": "letter",
+                "grade_scale_line_ids": [
+                    (0, 0, {"letter": "A", "min_percent": 80, "max_percent": 100}),
+                    (0, 0, {"letter": "B", "min_percent": 60, "max_percent": 79.99}),
+                    (0, 0, {"letter": "F", "min_percent": 0, "max_percent": 59.99}),
+                ],
+            }
+        )
+        self.instance._job_pull_grades()
+        notes = {a.exam_id.name: a.note for a in self.attendees(self.data["ann"])}
+        self.assertIn("(A)", notes["Oral exam"])
+        self.assertIn("(B)", notes["Essay"])
+
+    def test_unmapped_student_is_reported_not_guessed(self):
+        uid = self.fm.add_user("stranger", email="s@x.test")
+        self.fm.enrol(self.course["id"], uid, 5)
+        self.fm.set_manual_grade(self.oral, uid, 10.0)
+        summary = self.instance._job_pull_grades()
+        self.assertIn("1 unmapped students", summary)
+
+    def test_pull_enqueues_no_push(self):
+        with trap_jobs() as trap:
+            self.instance._job_pull_grades()
+        trap.assert_jobs_count(0)
+        self.assertTrue(self.attendees(self.data["ann"]))
+
+    def test_pull_now_over_rpc_is_for_moodle_managers_only(self):
+        check_method_name("action_pull_grades_now")
+        clerk = self.env["res.users"].create(
+            {
+                "name": "Clerk",
+                "login": "clerk_moodle_test",
+                "groups_id": [(6, 0, [self.env.ref("base.group_user").id])],
+            }
+        )
+        with self.assertRaises(AccessError):
+            api.call_kw(
+                self.env["moodle.instance"].with_user(clerk),
+                "action_pull_grades_now",
+                [[self.instance.id]],
+                {},
+            )
+        manager = self.env.ref("openeducat_moodle.group_moodle_manager")
+        clerk.groups_id = [(4, manager.id)]
+        with trap_jobs() as trap:
+            api.call_kw(
+                self.env["moodle.instance"].with_user(clerk),
+                "action_pull_grades_now",
+                [[self.instance.id]],
+                {},
+            )
+        trap.assert_enqueued_job(
+            self.instance._job_pull_grades, properties={"channel": "root.moodle"}
+        )
