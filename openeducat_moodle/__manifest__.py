@@ -16,6 +16,7 @@
         "data/ir_cron_data.xml",
         "views/moodle_instance_views.xml",
         "views/moodle_mapping_views.xml",
+        "views/moodle_sync_run_views.xml",
         "views/menus.xml",
     ],
     "installable": True,

@@ -1,15 +1,22 @@
+import datetime
 import hashlib
 import json
 import logging
+import time
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 
-from ..const import CHANNEL
+from odoo.addons.queue_job.exception import RetryableJobError
+
+from ..const import CHANNEL, PUSH_LOCK
 from ..moodle import MoodleAccessError, MoodleClient, MoodleError, MoodleTransientError
 from ..moodle.catalogue import FEATURES
 from ..services.grades import SyncGrades
 from ..services.push import SyncPush
+from ..sync.backoff import RETRY_DELAYS
+
+RUN_COUNTERS = ("created", "updated", "unchanged", "failed", "blocked", "unenrolled")
 
 _logger = logging.getLogger(__name__)
 
@@ -143,9 +150,24 @@ class MoodleInstance(models.Model):
         tracking=True,
     )
     health_message = fields.Text(readonly=True)
+    failure_streak = fields.Integer(readonly=True, copy=False)
+    backoff_until = fields.Datetime(
+        readonly=True,
+        copy=False,
+        help="Moodle could not be reached: no job runs before this time.",
+    )
     moodle_release = fields.Char(readonly=True)
     capabilities_json = fields.Text(readonly=True, copy=False)
     mapping_ids = fields.One2many("moodle.mapping", "instance_id")
+    run_ids = fields.One2many("moodle.sync.run", "instance_id")
+    category_count = fields.Integer(compute="_compute_mapping_counts")
+    course_count = fields.Integer(compute="_compute_mapping_counts")
+    user_count = fields.Integer(compute="_compute_mapping_counts")
+    group_count = fields.Integer(compute="_compute_mapping_counts")
+    enrolment_count = fields.Integer(compute="_compute_mapping_counts")
+    pending_count = fields.Integer(compute="_compute_mapping_counts")
+    failed_count = fields.Integer(compute="_compute_mapping_counts")
+    last_run_id = fields.Many2one("moodle.sync.run", compute="_compute_last_run")
 
     _sql_constraints = [
         (
@@ -160,6 +182,65 @@ class MoodleInstance(models.Model):
             "Max form fields must be at least 100.",
         ),
     ]
+
+    def _compute_mapping_counts(self):
+        groups = self.env["moodle.mapping"]._read_group(
+            [("instance_id", "in", self.ids)],
+            ["instance_id", "moodle_model", "state"],
+            ["__count"],
+        )
+        counts = {}
+        for instance, kind, state, count in groups:
+            bucket = counts.setdefault(instance.id, {})
+            if state == "synced":
+                bucket[kind] = bucket.get(kind, 0) + count
+            elif state in ("pending", "blocked"):
+                bucket["pending"] = bucket.get("pending", 0) + count
+            else:
+                bucket["failed"] = bucket.get("failed", 0) + count
+        for instance in self:
+            bucket = counts.get(instance.id, {})
+            instance.category_count = bucket.get("category", 0)
+            instance.course_count = bucket.get("course", 0)
+            instance.user_count = bucket.get("user", 0)
+            instance.group_count = bucket.get("group", 0)
+            instance.enrolment_count = bucket.get("enrolment", 0)
+            instance.pending_count = bucket.get("pending", 0)
+            instance.failed_count = bucket.get("failed", 0)
+
+    def _compute_last_run(self):
+        for instance in self:
+            instance.last_run_id = self.env["moodle.sync.run"].search(
+                [("instance_id", "=", instance.id)], limit=1
+            )
+
+    def action_open_mappings(self):
+        """Smart button: the instance's mappings, filtered as the button says."""
+        self.ensure_one()
+        kind = self.env.context.get("moodle_kind")
+        state = self.env.context.get("moodle_state")
+        domain = [("instance_id", "=", self.id)]
+        if kind:
+            domain.append(("moodle_model", "=", kind))
+        if state == "failed":
+            domain.append(("state", "in", ("error", "failed")))
+        elif state == "pending":
+            domain.append(("state", "in", ("pending", "blocked")))
+        elif state:
+            domain.append(("state", "=", state))
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "openeducat_moodle.action_moodle_mapping"
+        )
+        action.update(domain=domain, context={"default_instance_id": self.id})
+        return action
+
+    def action_open_runs(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "openeducat_moodle.action_moodle_sync_run"
+        )
+        action.update(domain=[("instance_id", "=", self.id)])
+        return action
 
     @api.constrains("base_url")
     def _check_base_url(self):
@@ -234,6 +315,8 @@ class MoodleInstance(models.Model):
                 ),
                 "health_state": "ok",
                 "health_message": caps.summary(self._enabled_features()),
+                "failure_streak": 0,
+                "backoff_until": False,
             }
         )
         missing = caps.missing_for(self._enabled_features())
@@ -277,6 +360,105 @@ class MoodleInstance(models.Model):
             },
         }
 
+    # === RUNS: logging, pausing and backing off === #
+
+    def _run(self, kind, work):
+        """Run one sync of this instance and log it as a ``moodle.sync.run``.
+
+        Moodle failures that concern the whole instance become its state: an
+        access failure pauses it (a human must fix Moodle), a transient one
+        backs it off as a whole, 5 min, 30 min, 4 h, then 24 h.
+
+        :param str kind: the run log's kind
+        :param work: ``work(client) -> (summary, counts)``
+        :return: ``(summary, error)``; ``error`` is the transient or access
+            failure that stopped the run, if any
+        """
+        self.ensure_one()
+        started = time.monotonic()
+        client = self._get_client()
+        values = {
+            "instance_id": self.id,
+            "kind": kind,
+            "start_date": fields.Datetime.now(),
+        }
+        error = None
+        try:
+            summary, counts = work(client)
+        except MoodleAccessError as err:
+            error, summary = err, f"paused: {err}"
+            self._moodle_flag(err)
+            values.update(state="failed", message=summary)
+        except MoodleTransientError as err:
+            error = err
+            until = self._moodle_back_off(err)
+            summary = f"Moodle unreachable, next attempt after {until} (UTC): {err}"
+            values.update(state="failed", message=summary)
+        else:
+            self._moodle_succeeded(sync=kind not in ("health", "drift", "import"))
+            values.update(
+                {k: v for k, v in counts.items() if k in RUN_COUNTERS},
+                state="partial" if counts.get("failed") else "done",
+                message=summary,
+            )
+        values.update(
+            duration=time.monotonic() - started,
+            calls=sum(client.call_counts.values()),
+            calls_detail="\n".join(
+                f"{name}: {count}" for name, count in sorted(client.call_counts.items())
+            ),
+        )
+        self.env["moodle.sync.run"].sudo().create(values)
+        return summary, error
+
+    def _moodle_flag(self, err):
+        """Pause the instance: its jobs stop until Test Connection succeeds."""
+        self.sudo().write({"health_state": "access", "health_message": str(err)})
+
+    def _moodle_back_off(self, err):
+        streak = self.failure_streak + 1
+        delay = RETRY_DELAYS[min(streak, len(RETRY_DELAYS)) - 1]
+        if err.retry_after:
+            delay = max(delay, datetime.timedelta(seconds=err.retry_after))
+        until = fields.Datetime.now() + delay
+        self.sudo().write(
+            {
+                "health_state": "error",
+                "health_message": str(err),
+                "failure_streak": streak,
+                "backoff_until": until,
+            }
+        )
+        return until
+
+    def _moodle_succeeded(self, sync=True):
+        values = {"last_sync_date": fields.Datetime.now()} if sync else {}
+        if self.health_state in ("error", "stale", "unknown"):
+            values["health_state"] = "ok"
+        if self.failure_streak or self.backoff_until:
+            values.update(failure_streak=0, backoff_until=False)
+        self.sudo().write(values)
+
+    def _moodle_eta(self, eta=None):
+        """When the next job may run: not before the instance's backoff ends."""
+        backoff = self.backoff_until
+        later = isinstance(eta, datetime.datetime) and backoff and eta >= backoff
+        if backoff and backoff > fields.Datetime.now() and not later:
+            return backoff
+        return eta
+
+    def _moodle_delay(self, key, description, eta=None):
+        self.ensure_one()
+        if self.health_state == "access":
+            _logger.info("moodle instance %s is paused; %s not enqueued", self.id, key)
+            return None
+        return self.with_delay(
+            channel=CHANNEL,
+            eta=self._moodle_eta(eta),
+            identity_key=f"moodle:{self.id}:{key}",
+            description=description,
+        )
+
     # === PUSH === #
 
     @api.model
@@ -300,24 +482,22 @@ class MoodleInstance(models.Model):
         still waiting, a no-op.
         """
         self.ensure_one()
-        if self.health_state == "access":
-            _logger.info("moodle instance %s is paused; push not enqueued", self.id)
-            return None
         digest = hashlib.sha256(
             json.dumps([phases, seeds], sort_keys=True).encode()
         ).hexdigest()[:16]
         what = ", ".join(phases) if phases else _("everything")
-        return self.with_delay(
-            channel=CHANNEL,
-            eta=eta,
-            identity_key=f"moodle:{self.id}:push:{digest}",
-            description=_(
-                "Moodle push to %(name)s: %(what)s", name=self.name, what=what
-            ),
-        )._job_push(phases, seeds)
+        delayed = self._moodle_delay(
+            f"push:{digest}",
+            _("Moodle push to %(name)s: %(what)s", name=self.name, what=what),
+            eta,
+        )
+        return delayed and delayed._job_push(phases, seeds)
 
     def _job_push(self, phases=None, seeds=None):
         """Job: push OpenEduCat to this instance.
+
+        One push per instance at a time (a transaction-level advisory lock),
+        so that two jobs can never both create the same Moodle object.
 
         :param list phases: the phases to run (``None``: all the instance
             enables)
@@ -327,40 +507,41 @@ class MoodleInstance(models.Model):
         self.ensure_one()
         if not self.active:
             return "instance archived: nothing pushed"
-        client = self._get_client()
-        try:
-            result = SyncPush(self, client).run(phases, seeds)
-        except MoodleAccessError as err:
-            self._moodle_flag(err)
-            return f"paused: {err}"
-        except MoodleTransientError as err:
-            # What succeeded is stored with this job's commit; the rest is
-            # tried again in a new job once Moodle may be back.
-            self._moodle_flag(err)
-            delay = max(int(err.retry_after or 0), 300)
-            self._enqueue_push(phases, seeds, eta=delay)
-            return f"Moodle unreachable, retrying in {delay} s: {err}"
-        self.sudo().write(
-            {
-                "last_sync_date": fields.Datetime.now(),
-                "health_state": "ok",
-            }
+        self.env.cr.execute(
+            "SELECT pg_try_advisory_xact_lock(%s, %s)", (PUSH_LOCK, self.id)
         )
-        return ", ".join(
-            f"{name}: {p.created} created, {p.updated} updated, "
-            f"{p.unchanged} unchanged, {p.failed} failed, {p.blocked} blocked"
-            + (f", {p.unenrolled} unenrolled" if p.unenrolled else "")
-            for name, p in result.phases.items()
-        )
+        if not self.env.cr.fetchone()[0]:
+            raise RetryableJobError(
+                "Another push of this Moodle instance is running", seconds=30
+            )
 
-    def _moodle_flag(self, err):
-        """Record a failure that concerns the whole instance."""
-        state = "access" if isinstance(err, MoodleAccessError) else "error"
-        self.sudo().write({"health_state": state, "health_message": str(err)})
+        def work(client):
+            result = SyncPush(self, client).run(phases, seeds)
+            counts = {
+                name: result.total(name)
+                for name in ("created", "updated", "unchanged", "failed", "blocked")
+            }
+            counts["created"] += result.total("adopted")
+            counts["unenrolled"] = result.total("unenrolled")
+            summary = ", ".join(
+                f"{name}: {p.created + p.adopted} created, {p.updated} updated, "
+                f"{p.unchanged} unchanged, {p.failed} failed, {p.blocked} blocked"
+                + (f", {p.unenrolled} unenrolled" if p.unenrolled else "")
+                for name, p in result.phases.items()
+            )
+            return summary, counts
+
+        summary, error = self._run("push", work)
+        if isinstance(error, MoodleTransientError):
+            # What succeeded is stored with this job's commit; the rest is
+            # tried again in a new job once the backoff is over.
+            self._enqueue_push(phases, seeds)
+        return summary
 
     def action_push_now(self):
         """Button: enqueue a full push of this instance."""
         self.ensure_one()
+        self._check_moodle_manager()
         if self.health_state == "access":
             raise UserError(
                 _("This instance is paused: %s Test the connection once it is fixed.")
@@ -377,7 +558,31 @@ class MoodleInstance(models.Model):
     def _cron_full_push_sync(self):
         """Cron (hourly): enqueue a full push of every active instance."""
         for instance in self.search([]):
-            instance._enqueue_push()
+            if instance._moodle_eta() is None:
+                instance._enqueue_push()
+
+    # === RETRIES === #
+
+    def action_retry_failed(self):
+        """Button: retry every failed record of this instance now."""
+        self.ensure_one()
+        failed = self.env["moodle.mapping"].search(
+            [("instance_id", "=", self.id), ("state", "in", ("error", "failed"))]
+        )
+        return failed.action_retry()
+
+    @api.model
+    def _cron_retry_failed(self):
+        """Cron (every 5 minutes): re-enqueue the failed records now due."""
+        due = self.env["moodle.mapping"].search(
+            [
+                ("state", "=", "error"),
+                ("next_retry_date", "<=", fields.Datetime.now()),
+                ("instance_id.active", "=", True),
+                ("instance_id.health_state", "!=", "access"),
+            ]
+        )
+        due._moodle_enqueue_retry()
 
     # === PULL === #
 
@@ -410,14 +615,10 @@ class MoodleInstance(models.Model):
 
     def _enqueue_pull(self, eta=None):
         self.ensure_one()
-        if self.health_state == "access":
-            return None
-        return self.with_delay(
-            channel=CHANNEL,
-            eta=eta,
-            identity_key=f"moodle:{self.id}:pull:grades",
-            description=_("Moodle grade pull from %s", self.name),
-        )._job_pull_grades()
+        delayed = self._moodle_delay(
+            "pull:grades", _("Moodle grade pull from %s", self.name), eta
+        )
+        return delayed and delayed._job_pull_grades()
 
     def _job_pull_grades(self):
         """Job: pull grades (and completion) of this instance.
@@ -427,29 +628,112 @@ class MoodleInstance(models.Model):
         self.ensure_one()
         if not self.active:
             return "instance archived: nothing pulled"
-        try:
-            result = SyncGrades(self, self._get_client()).pull_all_combined()
-        except MoodleAccessError as err:
-            self._moodle_flag(err)
-            return f"paused: {err}"
-        except MoodleTransientError as err:
-            self._moodle_flag(err)
-            return f"Moodle unreachable, the next scheduled pull will retry: {err}"
-        self.sudo().write(
-            {"last_sync_date": fields.Datetime.now(), "health_state": "ok"}
-        )
-        for error in result.errors[:20]:
-            _logger.warning("moodle grade pull (instance %s): %s", self.id, error)
-        return (
-            f"{result.courses} courses: {result.created} grades created, "
-            f"{result.updated} updated, {result.unchanged} unchanged, "
-            f"{result.unmapped_students} unmapped students, "
-            f"{result.failed_courses} courses failed; completion "
-            + ", ".join(f"{k}: {v}" for k, v in sorted(result.completion.items()))
-        )
+
+        def work(client):
+            result = SyncGrades(self, client).pull_all_combined()
+            for error in result.errors[:20]:
+                _logger.warning("moodle grade pull (instance %s): %s", self.id, error)
+            summary = (
+                f"{result.courses} courses: {result.created} grades created, "
+                f"{result.updated} updated, {result.unchanged} unchanged, "
+                f"{result.unmapped_students} unmapped students, "
+                f"{result.failed_courses} courses failed; completion "
+                + ", ".join(f"{k}: {v}" for k, v in sorted(result.completion.items()))
+            )
+            if result.errors:
+                summary += "\n" + "\n".join(result.errors[:50])
+            counts = {
+                "created": result.created,
+                "updated": result.updated,
+                "unchanged": result.unchanged,
+                "failed": result.failed_courses,
+                "blocked": result.unmapped_students,
+            }
+            return summary, counts
+
+        return self._run("grades", work)[0]
 
     @api.model
     def _cron_grade_pull(self):
         """Cron (every 15 minutes): one grade-pull job per active instance."""
         for instance in self.search([]):
-            instance._enqueue_pull()
+            if instance._moodle_eta() is None:
+                instance._enqueue_pull()
+
+    # === HEALTH === #
+
+    @api.model
+    def _cron_health_check(self):
+        """Cron (every 4 hours): one health-check job per active instance."""
+        for instance in self.search([]):
+            instance.with_delay(
+                channel=CHANNEL,
+                identity_key=f"moodle:{instance.id}:health",
+                description=_("Moodle health check of %s", instance.name),
+            )._job_health_check()
+
+    def _job_health_check(self):
+        """Job: ask Moodle who it is, record its release and capabilities, and
+        flag the instance when its last successful sync is too old.
+
+        A paused instance whose token works again is resumed.
+        """
+        self.ensure_one()
+        caps = {}
+
+        def work(client):
+            caps["value"] = client.capabilities()
+            return caps["value"].summary(self._enabled_features()), {}
+
+        summary, error = self._run("health", work)
+        if error is not None:
+            self._moodle_notify_managers(
+                _("Moodle instance %s needs attention", self.name), summary
+            )
+            return summary
+        found = caps["value"]
+        values = {
+            "moodle_release": found.site.release,
+            "capabilities_json": json.dumps(
+                {"available": found.available, "missing": found.missing}
+            ),
+            "health_message": summary,
+        }
+        stale = self._moodle_is_stale()
+        values["health_state"] = "stale" if stale else "ok"
+        self.sudo().write(values)
+        if stale:
+            self._moodle_notify_managers(
+                _("Moodle sync of %s is stale", self.name),
+                _(
+                    "The last successful sync was at %(last)s (UTC), more than "
+                    "%(hours)s hours ago.",
+                    last=self.last_sync_date or _("never"),
+                    hours=self.stale_threshold_hours,
+                ),
+            )
+        return summary
+
+    def _moodle_is_stale(self):
+        self.ensure_one()
+        if not self.last_sync_date:
+            return True
+        threshold = datetime.timedelta(hours=self.stale_threshold_hours or 4.0)
+        return fields.Datetime.now() - self.last_sync_date > threshold
+
+    def _moodle_notify_managers(self, summary, note):
+        """A to-do activity on the instance for each Moodle Manager (once)."""
+        group = self.env.ref("openeducat_moodle.group_moodle_manager")
+        activity_type = self.env.ref("mail.mail_activity_data_todo")
+        open_activities = self.sudo().activity_ids.filtered(
+            lambda a: a.summary == summary
+        )
+        for user in group.users.filtered(lambda u: u.active and not u.share):
+            if user in open_activities.user_id:
+                continue
+            self.sudo().activity_schedule(
+                activity_type_id=activity_type.id,
+                summary=summary,
+                note=note,
+                user_id=user.id,
+            )

@@ -1,4 +1,18 @@
+import collections
+
 from odoo import _, api, fields, models
+
+# Which push phase (re)creates each kind of Moodle object.
+PHASE_OF = {
+    ("category", "op.department"): "departments",
+    ("category", "op.course"): "programs",
+    ("course", "op.subject"): "subjects",
+    ("user", "op.student"): "users",
+    ("user", "op.faculty"): "users",
+    ("group", "op.batch"): "batches",
+    ("enrolment", "op.student.course"): "enrolments",
+    ("enrolment", "op.faculty"): "enrolments",
+}
 
 MOODLE_MODELS = [
     ("category", "Course category"),
@@ -91,4 +105,53 @@ class MoodleMapping(models.Model):
             "res_model": self.res_model,
             "res_id": self.res_id,
             "view_mode": "form",
+        }
+
+    # === RETRIES === #
+
+    def _moodle_enqueue_retry(self):
+        """Enqueue one push per instance for these mappings' records."""
+        work = collections.defaultdict(lambda: (set(), collections.defaultdict(set)))
+        for mapping in self:
+            phase = PHASE_OF.get((mapping.moodle_model, mapping.res_model))
+            if not phase:
+                continue
+            phases, seeds = work[mapping.instance_id]
+            phases.add(phase)
+            seeds[mapping.res_model].add(mapping.res_id)
+        order = [
+            "departments",
+            "programs",
+            "subjects",
+            "users",
+            "batches",
+            "enrolments",
+        ]
+        for instance, (phases, seeds) in work.items():
+            instance._enqueue_push(
+                [p for p in order if p in phases],
+                {model: sorted(ids) for model, ids in sorted(seeds.items())},
+            )
+
+    def action_retry(self):
+        """Retry these records now (also the permanently failed ones)."""
+        self.env["moodle.instance"]._check_moodle_manager()
+        retry = self.filtered(lambda m: m.state in ("error", "failed", "blocked"))
+        retry.write(
+            {
+                "state": "error",
+                "next_retry_date": fields.Datetime.now(),
+                "retry_count": 0,
+            }
+        )
+        retry._moodle_enqueue_retry()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": _("Retry enqueued"),
+                "message": _("%s record(s) will be sent again.", len(retry)),
+                "type": "info",
+                "next": {"type": "ir.actions.act_window_close"},
+            },
         }

@@ -37,6 +37,7 @@ CREATE, UPDATE, UNCHANGED, BLOCKED, WAITING, UNENROL = (
     "unenrol",
 )
 
+MAX_ATTEMPTS_KEPT = 10
 _USERNAME_BAD = re.compile(r"[^a-z0-9_.@-]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -620,6 +621,11 @@ class PushSync:
         mapping.state, mapping.next_retry = next_attempt(mapping.retry_count, self.now)
         mapping.last_error = str(error)
         mapping.extra["failed_hash"] = payload_hash(item.payload)
+        attempts = mapping.extra.get("attempts") or []
+        attempts.append(
+            {"at": self.now.isoformat(timespec="seconds"), "error": str(error)}
+        )
+        mapping.extra["attempts"] = attempts[-MAX_ATTEMPTS_KEPT:]
         return mapping
 
     def _finish(self, items, batch, result, counter, extras=None):

@@ -243,9 +243,15 @@ class TestPushJobs(MoodleCase):
         self.fm.inject("http503", times=1, function="core_user_create_users")
         with trap_jobs() as trap:
             summary = self.instance._job_push()
-        self.assertIn("retrying", summary)
+        self.assertIn("unreachable", summary)
         trap.assert_jobs_count(1, only=self.instance._job_push)
         self.assertEqual(self.instance.health_state, "error")
+        # The instance backs off as a whole: the new job waits for it.
+        self.assertEqual(trap.enqueued_jobs[0].eta, self.instance.backoff_until)
+        run = self.env["moodle.sync.run"].search(
+            [("instance_id", "=", self.instance.id)]
+        )
+        self.assertEqual(run.state, "failed")
         d = self.data
         m = self.mapping(
             "course", f"oec_subj_{d['subjects'][0].id}_course_{d['program'].id}"
@@ -254,3 +260,4 @@ class TestPushJobs(MoodleCase):
         trap.perform_enqueued_jobs()
         self.assertTrue(self.fm.find_user(idnumber=f"oec_student_{d['ann'].id}"))
         self.assertEqual(self.instance.health_state, "ok")
+        self.assertFalse(self.instance.backoff_until)

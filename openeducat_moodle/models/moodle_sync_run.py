@@ -1,0 +1,47 @@
+from odoo import api, fields, models
+
+KINDS = [
+    ("push", "Push"),
+    ("grades", "Grade pull"),
+    ("completion", "Completion pull"),
+    ("attendance", "Attendance"),
+    ("health", "Health check"),
+    ("drift", "Drift check"),
+    ("import", "Initial import"),
+]
+
+
+class MoodleSyncRun(models.Model):
+    """One sync run: what it did and what it cost, for sync health over time."""
+
+    _name = "moodle.sync.run"
+    _description = "Moodle Sync Run"
+    _order = "start_date desc, id desc"
+
+    instance_id = fields.Many2one(
+        "moodle.instance", required=True, ondelete="cascade", index=True
+    )
+    kind = fields.Selection(KINDS, required=True, index=True)
+    start_date = fields.Datetime(required=True, default=fields.Datetime.now, index=True)
+    duration = fields.Float(string="Duration (s)", digits=(16, 2), group_operator="avg")
+    state = fields.Selection(
+        [("done", "Done"), ("partial", "Partly failed"), ("failed", "Failed")],
+        default="done",
+        required=True,
+    )
+    created = fields.Integer()
+    updated = fields.Integer()
+    unchanged = fields.Integer()
+    failed = fields.Integer()
+    blocked = fields.Integer()
+    unenrolled = fields.Integer()
+    conflicts = fields.Integer(help="Attendance in both directions: later write won.")
+    calls = fields.Integer(string="Moodle Calls")
+    calls_detail = fields.Text(string="Calls by Function")
+    message = fields.Text()
+
+    @api.model
+    def _cron_cleanup(self, days=90):
+        """Cron (daily): drop run logs older than ``days`` days."""
+        limit = fields.Datetime.subtract(fields.Datetime.now(), days=days)
+        self.search([("start_date", "<", limit)], limit=50000).unlink()
