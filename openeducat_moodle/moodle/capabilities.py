@@ -10,8 +10,9 @@ from .catalogue import FEATURES, LEGACY_NAMES, functions_for
 
 
 def _int_or_none(value):
+    """Moodle's version: ``"2024100706"`` on 4.5, ``"2025100603.04"`` on 5.1."""
     try:
-        return int(value)
+        return int(str(value).split(".", 1)[0])
     except (TypeError, ValueError):
         return None
 

@@ -161,6 +161,8 @@ class MoodleClient:
         self.session = session or requests.Session()
         self.call_counts = collections.Counter()
         self.aliases = {}
+        # The functions the token may call, once capabilities() has run.
+        self.site_functions = None
 
     def __repr__(self):
         return f"<MoodleClient {self.base_url} token=***>"
@@ -280,13 +282,30 @@ class MoodleClient:
         except ValueError:
             raise self._not_json(text, name) from None
         if isinstance(data, dict) and ("exception" in data or "errorcode" in data):
-            raise classify(
+            error = classify(
                 {
                     k: self._scrub(v) if isinstance(v, str) else v
                     for k, v in data.items()
                 },
                 name,
             )
+            if (
+                isinstance(error, MoodleRecordError)
+                and "missing_record" in str(error.exception or "")
+                and self.site_functions is not None
+                and name not in self.site_functions
+            ):
+                # Moodle 5.1 no longer names the external_functions table: a
+                # missing record for a function the site does not list is the
+                # function itself.
+                error = MoodleAccessError(
+                    error.message,
+                    errorcode="functionmissing",
+                    wsfunction=name,
+                    debuginfo=error.debuginfo,
+                    exception=error.exception,
+                )
+            raise error
         if isinstance(data, dict) and data.get("warnings"):
             _logger.warning(
                 "moodle %s returned %d warning(s): %s",
@@ -488,6 +507,7 @@ class MoodleClient:
         """
         caps = Capabilities.detect(self.get_site_info())
         self.aliases = dict(caps.aliases)
+        self.site_functions = frozenset(caps.site.functions)
         return caps
 
     # ------------------------------------------------------------------

@@ -685,10 +685,9 @@ class PushSync:
                 record["createpassword"] = 1
         return record
 
-    def _adopt(self, kind, items):
-        """Find objects already in Moodle with our idnumber (or, for users,
-        our email or username) and map them instead of creating them."""
-        found = {}
+    def _find(self, kind, items):
+        """Look the items up in Moodle: ``{key: Moodle object}`` for those
+        found by our idnumber (or, for users, our email or username)."""
         if kind == CATEGORY:
             if self._moodle_categories is None:
                 self._moodle_categories = {
@@ -696,19 +695,24 @@ class PushSync:
                     for c in self.client.get_categories()
                     if c.get("idnumber")
                 }
-            found = {i.key: self._moodle_categories.get(i.idnumber) for i in items}
-        elif kind == COURSE:
+            return {i.key: self._moodle_categories.get(i.idnumber) for i in items}
+        if kind == COURSE:
             if self._moodle_courses is None:
                 self._moodle_courses = {
                     c["idnumber"]: c
                     for c in self.client.get_courses_by_field()
                     if c.get("idnumber")
                 }
-            found = {i.key: self._moodle_courses.get(i.idnumber) for i in items}
-        elif kind == USER:
-            found = self._find_users(items)
-        elif kind == GROUP:
-            found = self._find_groups(items)
+            return {i.key: self._moodle_courses.get(i.idnumber) for i in items}
+        if kind == USER:
+            return self._find_users(items)
+        if kind == GROUP:
+            return self._find_groups(items)
+        return {}
+
+    def _adopt(self, kind, items):
+        """Map the objects already in Moodle instead of creating them."""
+        found = self._find(kind, items)
         adopted, rest = [], []
         for item in items:
             match = found.get(item.key)

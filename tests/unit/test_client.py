@@ -370,3 +370,30 @@ def test_users_lookup_is_split_below_max_fields(rsps):
     counts = [sum(1 for k, _ in form(c) if k.startswith("values[")) for c in rsps.calls]
     assert counts == [100, 100, 50]
     assert all(len(form(c)) <= 104 for c in rsps.calls)
+
+
+def test_moodle51_version_and_missing_function(rsps, client):
+    rsps.post(
+        URL,
+        json={
+            "release": "5.1.3+ (Build: 20260227)",
+            "version": "2025100603.04",
+            "functions": [{"name": "core_webservice_get_site_info", "version": "x"}],
+        },
+    )
+    caps = client.capabilities()
+    assert caps.site.version == 2025100603
+    missing = {
+        "exception": "dml_missing_record_exception",
+        "errorcode": "invalidrecordunknown",
+        "message": "Can't find data record in database.",
+    }
+    rsps.post(URL, json=missing)
+    rsps.post(URL, json=missing)
+    # A function the site does not list: the function itself is missing.
+    with pytest.raises(MoodleAccessError) as info:
+        client.call("mod_attendance_get_session", sessionid=1)
+    assert info.value.errorcode == "functionmissing"
+    # A listed function: a record is missing.
+    with pytest.raises(MoodleRecordError):
+        client.call("core_webservice_get_site_info")

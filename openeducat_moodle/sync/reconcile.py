@@ -1,0 +1,312 @@
+"""Compare OpenEduCat's plan with what Moodle holds, without writing to Moodle.
+
+:class:`Importer` rebuilds the mapping table from Moodle's idnumbers (and the
+user matching rules) and reports the gaps on both sides. :class:`DriftCheck`
+finds mapped objects changed or deleted in Moodle outside the connector, so
+that the next push restores them (OpenEduCat wins for the data it owns).
+
+Both reuse :class:`~.push.PushSync`'s planning, so they judge Moodle against
+exactly the payloads a push would send.
+"""
+
+import collections
+import re
+
+from . import idnumbers
+from .hashing import payload_hash
+from .push import CATEGORY, COURSE, ENROLMENT, GROUP, USER, PushSync
+from .store import Mapping
+
+_DELETED_EMAIL = re.compile(r"^[0-9a-f]{32}$")
+# Fields a push sets once and never updates, so they are not drift.
+NOT_COMPARED = frozenset({"username", "createpassword", "password"})
+
+
+def _norm(value):
+    if isinstance(value, bool):
+        return str(int(value))
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def matches(payload, moodle_object):
+    """True when Moodle holds what the payload says (fields Moodle did not
+    return are not judged)."""
+    for key, want in payload.items():
+        if key in NOT_COMPARED or key not in moodle_object:
+            continue
+        if _norm(moodle_object[key]) != _norm(want):
+            return False
+    return True
+
+
+def _record(item, reason):
+    return {
+        "side": "openeducat",
+        "kind": item.kind,
+        "key": item.key,
+        "res_model": item.res_model,
+        "res_id": item.res_id,
+        "label": item.label,
+        "moodle_id": None,
+        "reason": reason,
+    }
+
+
+class _Reader(PushSync):
+    """A PushSync that looks instead of writing."""
+
+    def __init__(self, client, store, settings, now=None):
+        super().__init__(client, store, settings, dry_run=False, now=now)
+        self._groups_by_course = {}
+        self._enrolled = {}
+
+    def _block(self, item, reason, result):
+        """Looking only: a blocked record is reported, never stored."""
+        result.blocked += 1
+
+    def _find_groups(self, items):
+        found = {}
+        for item in items:
+            courseid = item.payload["courseid"]
+            if courseid not in self._groups_by_course:
+                self._groups_by_course[courseid] = self.client.get_course_groups(
+                    courseid
+                )
+            for group in self._groups_by_course[courseid]:
+                if group.get("idnumber") == item.idnumber:
+                    found[item.key] = group
+        return found
+
+    def _enrolled_users(self, courseid):
+        if courseid not in self._enrolled:
+            users = self.client.get_enrolled_users(
+                courseid, userfields="id,roles,groups"
+            )
+            self._enrolled[courseid] = {u["id"]: u for u in users}
+        return self._enrolled[courseid]
+
+    def _find_enrolments(self, items):
+        """``{key: {"groupid": ...}}`` for the enrolments Moodle holds with the
+        right role."""
+        found = {}
+        for item in items:
+            user = self._enrolled_users(item.payload["courseid"]).get(
+                item.payload["userid"]
+            )
+            roles = {r.get("roleid") for r in (user or {}).get("roles") or []}
+            if user and item.payload["roleid"] in roles:
+                groups = {g.get("id") for g in user.get("groups") or []}
+                groupid = item.payload.get("groupid")
+                found[item.key] = {
+                    "id": None,
+                    "groupid": groupid if groupid in groups else None,
+                }
+        return found
+
+
+class Importer(_Reader):
+    """Rebuild ``moodle.mapping`` from Moodle, and report the gaps.
+
+    :ivar list gaps: OpenEduCat records with no Moodle match, then Moodle
+        objects with one of our idnumbers and no OpenEduCat record
+    :ivar collections.Counter matched: matched objects per kind
+    """
+
+    def __init__(self, client, store, settings, now=None):
+        super().__init__(client, store, settings, now=now)
+        self.gaps = []
+        self.matched = collections.Counter()
+
+    def run(self, snapshot, phases=None, scope=None):
+        result = super().run(snapshot, phases=phases, scope=scope)
+        self._moodle_side_gaps(snapshot)
+        return result
+
+    def _block(self, item, reason, result):
+        self.gaps.append(_record(item, reason))
+
+    def _phase_enrolments(self, result):
+        # No unenrolment when importing: only match what exists.
+        self._sync(list(self._enrolment_items()), result)
+        self.result.phases[result.phase] = result
+
+    def _sync(self, items, result):
+        candidates = []
+        for item in items:
+            if item.blocked:
+                self.gaps.append(_record(item, item.blocked))
+            else:
+                candidates.append(item)
+        if not candidates:
+            return
+        kind = candidates[0].kind
+        if kind == ENROLMENT:
+            found = self._find_enrolments(candidates)
+        else:
+            found = self._find(kind, candidates)
+        saved = []
+        for item in candidates:
+            moodle_object = found.get(item.key)
+            if not moodle_object:
+                self.gaps.append(_record(item, "no Moodle object matches"))
+                continue
+            mapping = self._map(kind).get(item.key) or Mapping(
+                kind, item.key, item.res_model, item.res_id
+            )
+            mapping.res_model, mapping.res_id = item.res_model, item.res_id
+            mapping.moodle_id = moodle_object.get("id")
+            mapping.idnumber = item.idnumber
+            mapping.state = "synced"
+            mapping.retry_count, mapping.next_retry, mapping.last_error = 0, None, None
+            mapping.last_sync = self.now
+            if kind == ENROLMENT:
+                mapping.extra["groupid"] = moodle_object.get("groupid")
+                same = moodle_object.get("groupid") == item.payload.get("groupid")
+            else:
+                same = matches(item.payload, moodle_object)
+            # Unequal: no hash, so the next push sends OpenEduCat's version.
+            mapping.sync_hash = payload_hash(item.payload) if same else None
+            saved.append(mapping)
+            self.matched[kind] += 1
+            result.unchanged += 1
+        self._save(saved)
+
+    def _moodle_side_gaps(self, snapshot):
+        """Moodle objects carrying one of our idnumbers for which OpenEduCat
+        has no record (users cannot be listed by idnumber pattern in Moodle,
+        so only categories, courses and groups are checked)."""
+        exists = {
+            "department": lambda ids: ids[0] in snapshot.departments,
+            "program": lambda ids: ids[0] in snapshot.programs,
+            "subject_course": lambda ids: (
+                ids[1] in snapshot.programs
+                and ids[0] in snapshot.programs[ids[1]].subject_ids
+            ),
+            "batch": lambda ids: ids[0] in snapshot.batches,
+        }
+        objects = []
+        objects += [(CATEGORY, c) for c in (self._moodle_categories or {}).values()]
+        objects += [(COURSE, c) for c in (self._moodle_courses or {}).values()]
+        for groups in self._groups_by_course.values():
+            objects += [(GROUP, g) for g in groups]
+        for kind, moodle_object in objects:
+            parsed = idnumbers.parse(moodle_object.get("idnumber"))
+            if parsed and not exists[parsed[0]](parsed[1]):
+                self.gaps.append(
+                    {
+                        "side": "moodle",
+                        "kind": kind,
+                        "key": moodle_object["idnumber"],
+                        "res_model": None,
+                        "res_id": None,
+                        "label": moodle_object.get("fullname")
+                        or moodle_object.get("name")
+                        or "",
+                        "moodle_id": moodle_object.get("id"),
+                        "reason": "no OpenEduCat record has this id",
+                    }
+                )
+
+
+class DriftCheck(_Reader):
+    """Find mapped objects that Moodle changed or lost.
+
+    Drifted objects lose their hash (the next push sends OpenEduCat's
+    version); deleted ones lose their mapping (the next push recreates them,
+    since only active OpenEduCat records are planned).
+
+    :ivar list drifted: records of the objects changed in Moodle
+    :ivar list deleted: records of the objects deleted in Moodle
+    """
+
+    def __init__(self, client, store, settings, now=None):
+        super().__init__(client, store, settings, now=now)
+        self.drifted = []
+        self.deleted = []
+
+    def _phase_enrolments(self, result):
+        self._sync(list(self._enrolment_items()), result)
+        self.result.phases[result.phase] = result
+
+    def _by_id(self, kind, mappings, items):
+        if kind == CATEGORY:
+            if self._moodle_categories is None:
+                self._moodle_categories = {
+                    c["idnumber"] or f"#{c['id']}": c
+                    for c in self.client.get_categories()
+                }
+            return {c["id"]: c for c in self._moodle_categories.values()}
+        if kind == COURSE:
+            if self._moodle_courses is None:
+                self._moodle_courses = {
+                    c.get("idnumber") or f"#{c['id']}": c
+                    for c in self.client.get_courses_by_field()
+                }
+            return {c["id"]: c for c in self._moodle_courses.values()}
+        if kind == USER:
+            ids = [m.moodle_id for m in mappings]
+            users = self.client.get_users_by_field("id", ids)
+            # Moodle still returns deleted users by id, renamed and with an
+            # md5 hash for an email: those are gone.
+            return {
+                u["id"]: u
+                for u in users
+                if not _DELETED_EMAIL.match(u.get("email") or "")
+            }
+        if kind == GROUP:
+            self._find_groups(items)  # fills the per-course cache
+            return {g["id"]: g for gs in self._groups_by_course.values() for g in gs}
+        return {}
+
+    def _sync(self, items, result):
+        kind = items[0].kind if items else None
+        pairs = []
+        for item in items:
+            mapping = self._map(item.kind).get(item.key)
+            if not mapping or mapping.state != "synced":
+                continue
+            if kind != ENROLMENT and not mapping.moodle_id:
+                continue
+            if item.blocked and kind in (ENROLMENT, GROUP):
+                continue
+            pairs.append((item, mapping))
+        if not pairs:
+            return
+        if kind == ENROLMENT:
+            found = self._find_enrolments([i for i, _ in pairs])
+        else:
+            by_id = self._by_id(kind, [m for _, m in pairs], [i for i, _ in pairs])
+            found = {i.key: by_id.get(m.moodle_id) for i, m in pairs}
+        changed, gone = [], []
+        for item, mapping in pairs:
+            moodle_object = found.get(item.key)
+            if moodle_object is None:
+                gone.append(mapping)
+                self.deleted.append(_record(item, "deleted in Moodle"))
+            elif item.blocked:
+                # Its parent is gone from Moodle: it exists, but will move.
+                mapping.sync_hash = None
+                changed.append(mapping)
+            elif kind == ENROLMENT:
+                if moodle_object.get("groupid") != item.payload.get("groupid"):
+                    mapping.sync_hash = None
+                    mapping.extra["groupid"] = moodle_object.get("groupid")
+                    changed.append(mapping)
+                    self.drifted.append(_record(item, "group membership changed"))
+                else:
+                    result.unchanged += 1
+            elif not matches(item.payload, moodle_object):
+                mapping.sync_hash = None
+                changed.append(mapping)
+                self.drifted.append(_record(item, "changed in Moodle"))
+            else:
+                result.unchanged += 1
+        self._save(changed)
+        if gone:
+            self.store.delete(gone)
+            for mapping in gone:
+                self._map(mapping.kind).pop(mapping.key, None)
