@@ -15,6 +15,7 @@ from ..moodle.catalogue import FEATURES
 from ..services.grades import SyncGrades
 from ..services.push import SyncPush
 from ..sync.backoff import RETRY_DELAYS
+from ..sync.reconcile import DriftCheck
 
 RUN_COUNTERS = ("created", "updated", "unchanged", "failed", "blocked", "unenrolled")
 
@@ -475,7 +476,7 @@ class MoodleInstance(models.Model):
         for instance in self.sudo().search([]):
             instance._enqueue_push(phases, seeds)
 
-    def _enqueue_push(self, phases=None, seeds=None, eta=None):
+    def _enqueue_push(self, phases=None, seeds=None, eta=None, department_ids=None):
         """Enqueue one push job on channel root.moodle.
 
         The identity key makes a second identical request, while the first is
@@ -483,7 +484,7 @@ class MoodleInstance(models.Model):
         """
         self.ensure_one()
         digest = hashlib.sha256(
-            json.dumps([phases, seeds], sort_keys=True).encode()
+            json.dumps([phases, seeds, department_ids], sort_keys=True).encode()
         ).hexdigest()[:16]
         what = ", ".join(phases) if phases else _("everything")
         delayed = self._moodle_delay(
@@ -491,9 +492,13 @@ class MoodleInstance(models.Model):
             _("Moodle push to %(name)s: %(what)s", name=self.name, what=what),
             eta,
         )
-        return delayed and delayed._job_push(phases, seeds)
+        if not delayed:
+            return None
+        if department_ids:
+            return delayed._job_push(phases, seeds, department_ids=department_ids)
+        return delayed._job_push(phases, seeds)
 
-    def _job_push(self, phases=None, seeds=None):
+    def _job_push(self, phases=None, seeds=None, department_ids=None):
         """Job: push OpenEduCat to this instance.
 
         One push per instance at a time (a transaction-level advisory lock),
@@ -516,7 +521,9 @@ class MoodleInstance(models.Model):
             )
 
         def work(client):
-            result = SyncPush(self, client).run(phases, seeds)
+            result = SyncPush(self, client).run(
+                phases, seeds, department_ids=department_ids
+            )
             counts = {
                 name: result.total(name)
                 for name in ("created", "updated", "unchanged", "failed", "blocked")
@@ -535,7 +542,7 @@ class MoodleInstance(models.Model):
         if isinstance(error, MoodleTransientError):
             # What succeeded is stored with this job's commit; the rest is
             # tried again in a new job once the backoff is over.
-            self._enqueue_push(phases, seeds)
+            self._enqueue_push(phases, seeds, department_ids=department_ids)
         return summary
 
     def action_push_now(self):
@@ -737,3 +744,50 @@ class MoodleInstance(models.Model):
                 note=note,
                 user_id=user.id,
             )
+
+    # === DRIFT === #
+
+    @api.model
+    def _cron_drift_check(self):
+        """Cron (daily): one drift-check job per active instance."""
+        for instance in self.search([]):
+            delayed = instance._moodle_delay(
+                "drift", _("Moodle drift check of %s", instance.name)
+            )
+            if delayed:
+                delayed._job_drift_check()
+
+    def _job_drift_check(self):
+        """Job: compare what Moodle holds with what was last pushed.
+
+        Objects changed in Moodle are pushed again (OpenEduCat wins for the
+        data it owns); objects deleted in Moodle are reported and recreated
+        when their OpenEduCat record is still active.
+        """
+        self.ensure_one()
+        found = {}
+
+        def work(client):
+            service = SyncPush(self, client)
+            result = service.run(engine=DriftCheck)
+            engine = found["engine"] = service.engine
+            lines = [
+                f"{r['key']}: {r['reason']}" for r in engine.drifted + engine.deleted
+            ]
+            summary = (
+                f"{len(engine.drifted)} changed in Moodle, {len(engine.deleted)} "
+                f"deleted in Moodle, {result.total('unchanged')} as pushed"
+            )
+            if lines:
+                summary += "\n" + "\n".join(lines[:200])
+            return summary, {
+                "updated": len(engine.drifted),
+                "unchanged": result.total("unchanged"),
+                "failed": len(engine.deleted),
+            }
+
+        summary, error = self._run("drift", work)
+        engine = found.get("engine")
+        if error is None and engine and (engine.drifted or engine.deleted):
+            self._enqueue_push()
+        return summary

@@ -1,2 +1,3 @@
 from . import grades
 from . import push
+from . import attendance

@@ -339,15 +339,24 @@ class SyncPush:
             phases=tuple(phases),
         )
 
-    def run(self, phases=None, seeds=None):
+    def run(self, phases=None, seeds=None, engine=PushSync, department_ids=None):
         """Push what the seeds concern (everything without seeds).
 
-        :return: the core's :class:`~..sync.push.PushResult`
+        :param engine: :class:`~..sync.push.PushSync`, or one of the
+            read-only planners of :mod:`..sync.reconcile` (initial import,
+            drift check); the engine used stays on ``self.engine``
+        :param department_ids: narrow the instance's departments (Sync Wizard)
+        :return: the engine's :class:`~..sync.push.PushResult`
         """
         settings = self.settings()
+        if department_ids:
+            settings.department_ids = frozenset(department_ids)
         if phases:
             phases = [p for p in settings.phases if p in phases]
         snapshot, scope = OdooReader(self.instance.env).snapshot(seeds)
         store = OdooStore(self.instance)
-        sync = PushSync(self.client, store, settings, dry_run=self.dry_run)
-        return sync.run(snapshot, phases=phases, scope=scope)
+        if engine is PushSync:
+            self.engine = engine(self.client, store, settings, dry_run=self.dry_run)
+        else:
+            self.engine = engine(self.client, store, settings)
+        return self.engine.run(snapshot, phases=phases, scope=scope)

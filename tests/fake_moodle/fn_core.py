@@ -429,6 +429,7 @@ class CoreMixin:
             try:
                 self._update_course(data)
             except MoodleError as err:  # Moodle turns each failure into a warning
+                err = self._flavoured(err)
                 code = err.errorcode
                 warnings.append(
                     {
@@ -565,16 +566,6 @@ class CoreMixin:
                     if i["courseid"] == course["id"] and i["status"] == 0
                 }
             ),
-            "customfields": [
-                {
-                    "name": cf["shortname"],
-                    "shortname": cf["shortname"],
-                    "type": "text",
-                    "valueraw": cf["value"],
-                    "value": cf["value"],
-                }
-                for cf in course["customfields"]
-            ],
             "filters": [],
             "courseformatoptions": [dict(o) for o in course["courseformatoptions"]],
         }
@@ -598,6 +589,19 @@ class CoreMixin:
             "timemodified",
         ):
             info[key] = course[key]
+        if course["customfields"]:  # absent when the course has none
+            info["customfields"] = [
+                {
+                    "name": cf["shortname"],
+                    "shortname": cf["shortname"],
+                    "type": "text",
+                    "valueraw": cf["value"],
+                    "value": cf["value"],
+                }
+                for cf in course["customfields"]
+            ]
+        info["legacyfiles"] = 0
+        info["requested"] = 0
         info["theme"] = course["forcetheme"]
         info["marker"] = 0
         info["calendartype"] = ""

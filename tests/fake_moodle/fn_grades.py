@@ -199,7 +199,9 @@ class GradesMixin:
             rangeformatted=f"{_num(item['grademin'])}&ndash;{_num(float(grademax))}",
             percentageformatted=f"{_fmt(percent)} %" if percent is not None else "-",
             feedback="",
-            feedbackformat=2,
+            # a grade Moodle has no record of reads as a new grade_grade
+            # (FORMAT_MOODLE, 0); stored grades here carry FORMAT_PLAIN (2)
+            feedbackformat=2 if grade or raw is not None else 0,
         )
         return row
 

@@ -1,19 +1,23 @@
 """Users, enrolments and groups."""
 
+import hashlib
 import re
 
 from .errors import (
     MoodleError,
+    coding_error,
     invalid_parameter,
     invalid_user,
     missing_record,
     moodle_exception,
+    user_deleted,
 )
 from .locking import locked
 from .params import AUTHS, LANGS, THEMES
 
 _PICTURE = "/theme/image.php/boost/core/1/u/"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NOT_USERNAME = re.compile(r"[^-.@_a-z0-9]")
 ROLE_SHORTNAMES = {
     1: "manager",
     2: "coursecreator",
@@ -88,11 +92,15 @@ class PeopleMixin:
             "city": "",
             "country": "",
             "timezone": "99",
-            "description": "",
+            "description": None,  # NULL in the database until set
             "institution": "",
             "department": "",
+            "phone1": "",
+            "phone2": "",
+            "address": "",
             "maildisplay": 2,
             "mailformat": 1,
+            "trackforums": 0,
             "suspended": 0,
             "confirmed": 1,
             "deleted": 0,
@@ -194,7 +202,8 @@ class PeopleMixin:
         elif user["id"] in self.site_admins and user["id"] != self.ws_userid:
             code, message = "usernotupdatedadmin", "Cannot update admin accounts"
         elif user["deleted"]:
-            code, message = "usernotupdateddeleted", "User is a deleted user"
+            code = "usernotupdateddeleted"
+            message = f"error/{code}"  # the string is missing from Moodle's lang
         elif user["id"] == 1:
             code, message = "usernotupdatedguest", "Cannot update guest account"
         elif "email" in data and data["email"] != user["email"]:
@@ -244,6 +253,12 @@ class PeopleMixin:
         return {"warnings": warnings}
 
     def _user_info(self, user):
+        """``user_get_user_details()`` as the site admin sees it.
+
+        Like Moodle, empty optional fields (``idnumber``, ``city``,
+        ``country``, ``institution``, phones, address, a never-set
+        ``description`` with its format, custom fields) are left out.
+        """
         info = {
             "id": user["id"],
             "username": user["username"],
@@ -252,24 +267,31 @@ class PeopleMixin:
             "fullname": self._fullname(user),
             "email": user["email"],
             "department": user["department"],
-            "institution": user["institution"],
-            "idnumber": user["idnumber"],
-            "firstaccess": 0,
-            "lastaccess": 0,
-            "auth": user["auth"],
-            "suspended": bool(user["suspended"]),
-            "confirmed": bool(user["confirmed"]),
-            "lang": user["lang"],
-            "theme": user["theme"],
-            "timezone": user["timezone"],
-            "mailformat": user["mailformat"],
-            "description": user["description"],
-            "descriptionformat": 1,
-            "city": user["city"],
-            "country": user["country"],
-            "profileimageurlsmall": f"{self.base_url}{_PICTURE}f2",
-            "profileimageurl": f"{self.base_url}{_PICTURE}f1",
         }
+        for key in ("idnumber", "institution", "address", "phone1", "phone2"):
+            if user.get(key):
+                info[key] = user[key]
+        info.update(
+            firstaccess=0,
+            lastaccess=0,
+            auth=user["auth"],
+            suspended=bool(user["suspended"]),
+            confirmed=bool(user["confirmed"]),
+            lang=user["lang"],
+            theme=user["theme"],
+            mailformat=user["mailformat"],
+            trackforums=user["trackforums"],
+        )
+        if user["timezone"]:
+            info["timezone"] = user["timezone"]
+        if user["description"] is not None:
+            info["description"] = user["description"]
+            info["descriptionformat"] = 1
+        for key in ("city", "country"):
+            if user[key]:
+                info[key] = user[key]
+        info["profileimageurlsmall"] = f"{self.base_url}{_PICTURE}f2"
+        info["profileimageurl"] = f"{self.base_url}{_PICTURE}f1"
         if user["customfields"]:
             info["customfields"] = [
                 {
@@ -285,10 +307,7 @@ class PeopleMixin:
 
     def ws_core_user_get_users_by_field(self, field, values):
         if field not in {"id", "idnumber", "username", "email"}:
-            raise invalid_parameter(
-                f"The search field '{field}' is not supported, look at the web "
-                "service documentation"
-            )
+            raise coding_error("invalid field parameter")
         cleaned = []
         for value in values:
             if field == "id":
@@ -308,12 +327,14 @@ class PeopleMixin:
                     f"{clean})"
                 )
             cleaned.append(clean)
+        # a plain query on the user table: deleted users are still there,
+        # under their mangled username/email (see _delete_user)
         if field == "email":
             wanted = {v.lower() for v in cleaned}
-            found = [u for u in self._live_users() if u["email"].lower() in wanted]
+            found = [u for u in self.users.values() if u["email"].lower() in wanted]
         else:
             wanted = set(cleaned)
-            found = [u for u in self._live_users() if u[field] in wanted]
+            found = [u for u in self.users.values() if u[field] in wanted]
         return [self._user_info(u) for u in sorted(found, key=lambda u: u["id"])]
 
     def ws_core_user_delete_users(self, userids):
@@ -333,12 +354,24 @@ class PeopleMixin:
             self._delete_user(userid)
 
     def _delete_user(self, userid):
+        """Soft-delete like Moodle's ``delete_user()``: the row stays, renamed.
+
+        ``username`` becomes the old email plus ``.`` and the time (cleaned
+        as a username, made unique by counting up), ``email`` the md5 hex of
+        the old username, ``idnumber`` is cleared; profile data goes.
+        """
         user = self.users[userid]
-        stamp = self.now()
+        delname = _NOT_USERNAME.sub("", f"{user['email']}.{self.now()}".lower())
+        taken = {u["username"] for u in self.users.values()}
+        while delname in taken:  # PHP's $delname++ on the trailing number
+            head, digits = re.match(r"^(.*?)(\d*)$", delname).groups()
+            delname = f"{head}{int(digits or 0) + 1}"
         user["deleted"] = 1
-        user["username"] = f"{user['email'].lower()}.{stamp}"
-        user["email"] = f"deleted{userid}.{stamp}"
+        user["email"] = hashlib.md5(user["username"].encode()).hexdigest()
+        user["username"] = delname
         user["idnumber"] = ""
+        user["customfields"] = []
+        user["preferences"] = []
         for eid in [e for e, v in self.enrolments.items() if v["userid"] == userid]:
             self.enrolments.pop(eid)
         for members in self.group_memberships.values():
@@ -398,7 +431,11 @@ class PeopleMixin:
     def _check_enrolment(self, item):
         if item["courseid"] not in self.courses:
             raise invalid_parameter("Context does not exist")
-        self._user_or_invalid(item["userid"])
+        user = self.users.get(item["userid"])
+        if user is None:
+            raise invalid_user()
+        if user["deleted"]:  # core_user::require_active_user()
+            raise user_deleted()
         if item["roleid"] not in self.assignable_roles:
             raise moodle_exception(
                 "wsusercannotassign",
@@ -527,8 +564,17 @@ class PeopleMixin:
     def _enrolled_user_info(self, courseid, enrolment):
         user = self.users[enrolment["userid"]]
         info = self._user_info(user)
-        for key in ("auth", "suspended", "confirmed", "lang", "theme", "timezone"):
-            info.pop(key)
+        for key in (
+            "auth",
+            "suspended",
+            "confirmed",
+            "lang",
+            "theme",
+            "timezone",
+            "mailformat",
+            "trackforums",
+        ):
+            info.pop(key, None)
         info["lastcourseaccess"] = 0
         info["groups"] = [
             {

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from html import escape
+from urllib.parse import urlsplit
 
 from .errors import (
     ACCESS_EXC,
@@ -13,6 +14,7 @@ from .errors import (
     MoodleError,
     TransportFault,
     invalid_parameter,
+    unknown_record,
 )
 from .fn_attendance import AttendanceMixin
 from .fn_core import CoreMixin
@@ -56,6 +58,11 @@ ROLES = {
     7: "user",
     8: "frontpage",
 }
+# release and version reported by each simulated Moodle branch
+FLAVOURS = {
+    "4.5": ("4.5.6 (Build: 20250811)", "2024100706"),
+    "5.1": ("5.1.3+ (Build: 20260227)", "2025100603.04"),
+}
 ATTENDANCE_VERSION = "2024020500"
 LEGACY_ATTENDANCE_VERSION = "2025010100"
 
@@ -86,24 +93,32 @@ _REASONS = {
 
 
 class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin):
-    """In-memory Moodle 4.5 answering REST web-service calls.
+    """In-memory Moodle 4.5 (or 5.1) answering REST web-service calls.
 
     :param token: the only accepted ``wstoken``
     :param release: ``release`` reported by ``core_webservice_get_site_info``
-    :param version: site ``version`` (string)
+        (default: the flavour's)
+    :param version: site ``version`` (string; default: the flavour's)
     :param max_input_vars: PHP limit on form fields; the rest is dropped silently
+    :param flavour: ``"4.5"`` or ``"5.1"``; 5.1 answers every missing record
+        (unknown ``wsfunction`` included) with ``invalidrecordunknown`` and
+        reports release ``5.1.3+ (Build: 20260227)``, version ``2025100603.04``
     """
 
     def __init__(
         self,
         token="simtoken",
-        release="4.5.6 (Build: 20250811)",
-        version="2024100706",
+        release=None,
+        version=None,
         max_input_vars=5000,
+        flavour="4.5",
     ):
+        if flavour not in FLAVOURS:
+            raise ValueError(f"unknown flavour {flavour!r}")
         self.token = token
-        self.release = release
-        self.version = version
+        self.flavour = flavour
+        self.release = release or FLAVOURS[flavour][0]
+        self.version = version or FLAVOURS[flavour][1]
         self.max_input_vars = max_input_vars
         self.base_url = "https://moodle.test"
         self.sitename = "Fake Moodle"
@@ -256,6 +271,17 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin):
         if uninstall:
             self.registered_functions -= ATTENDANCE_FUNCTIONS
 
+    @property
+    def moodle51(self):
+        return self.flavour == "5.1"
+
+    def _flavoured(self, err):
+        """``err`` as this site's Moodle version words it.
+
+        5.1 hides the table of a missing record unless debugging is on.
+        """
+        return unknown_record(err) if self.moodle51 and not self.debug else err
+
     def function_version(self, name):
         if name.startswith("mod_attendance_"):
             return ATTENDANCE_VERSION
@@ -264,19 +290,26 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin):
         return self.version
 
     # --------------------------------------------------------------- requests
-    def handle(self, body, path=REST_PATH):
+    def rest_path(self):
+        """Path of the REST endpoint under :attr:`base_url`."""
+        return urlsplit(self.base_url).path.rstrip("/") + REST_PATH
+
+    def handle(self, body, path=None):
         """Answer one request like Moodle's ``webservice/rest/server.php``.
 
         :param body: the ``x-www-form-urlencoded`` body (bytes or str)
-        :param path: request path, optionally with a query string
+        :param path: request path, optionally with a query string (default:
+            :meth:`rest_path`); any other path is answered 404 (HTML)
         :return: ``(status, headers, body_bytes)``
         :raise TransportFault: for the ``timeout`` and ``drop`` faults; a
             timeout carries ``resume()`` that finishes the request
         """
         if self.latency:
             time.sleep(self.latency)
+        if path is None:
+            path = self.rest_path()
         path_only, _sep, query = path.partition("?")
-        if not path_only.rstrip("/").endswith(REST_PATH):
+        if path_only.rstrip("/") != self.rest_path():
             return 404, {"Content-Type": HTML_TYPE}, NOT_FOUND_HTML.encode()
         pairs = parse_form(query, self.max_input_vars)
         pairs += parse_form(body, self.max_input_vars)
@@ -318,7 +351,7 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin):
             try:
                 result = self._execute(fields)
             except MoodleError as err:
-                return self._error_response(err, as_json)
+                return self._error_response(self._flavoured(err), as_json)
         if as_json:
             return 200, {"Content-Type": JSON_TYPE}, json.dumps(result).encode()
         xml = '<?xml version="1.0" encoding="UTF-8" ?>\n<RESPONSE/>\n'

@@ -10,16 +10,20 @@ from .errors import TransportFault
 
 
 def install(fm, rsps, base_url="https://moodle.test"):
-    """Register ``fm`` on a ``responses.RequestsMock`` for every URL of the site.
+    """Register ``fm`` on a ``responses.RequestsMock`` for every URL of the host.
 
     POST (or GET) ``{base_url}/webservice/rest/server.php`` is answered by
-    :meth:`FakeMoodle.handle`; any other path gets a 404 HTML page.
+    :meth:`FakeMoodle.handle`; any other path of the host (another folder in
+    front of ``/webservice`` included) gets a 404 HTML page, like the web
+    server in front of a real Moodle.
     """
     import requests
 
     base_url = base_url.rstrip("/")
     fm.base_url = base_url
-    pattern = re.compile(re.escape(base_url) + r"(/.*)?$")
+    parts = urlsplit(base_url)
+    host = f"{parts.scheme}://{parts.netloc}"
+    pattern = re.compile(re.escape(host) + r"([/?].*)?$")
 
     def callback(request):
         parts = urlsplit(request.url)

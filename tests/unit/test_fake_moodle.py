@@ -1,5 +1,7 @@
 """Tests of the Moodle simulator (tests/fake_moodle) through real form bodies."""
 
+import hashlib
+import re
 import time
 from urllib.parse import urlencode
 
@@ -557,13 +559,8 @@ def test_users_update_get_delete(fm):
         "core_user_get_users_by_field", field="email", values=["SECOND@example.org"]
     )
     assert [u["id"] for u in got] == [second]
-    error(
-        post("core_user_get_users_by_field", field="city", values=["x"]),
-        "invalidparameter",
-    )
     assert post("core_user_delete_users", userids=[second]) is None
     assert fm.users[second]["deleted"] == 1
-    assert post("core_user_get_users_by_field", field="id", values=[second]) == []
     error(post("core_user_delete_users", userids=[2]), "useradminodelete")
 
 
@@ -658,7 +655,7 @@ def test_enrolled_users_options(fm, course):
     )
     every = post("core_enrol_get_enrolled_users", courseid=course)
     assert [u["id"] for u in every] == [active, suspended]
-    assert set(every[0]) >= {"username", "email", "idnumber", "roles", "groups"}
+    assert set(every[0]) >= {"username", "email", "roles", "groups"}
     only = post(
         "core_enrol_get_enrolled_users",
         courseid=course,
@@ -712,8 +709,11 @@ def test_grade_report_rows(fm, course):
     assert "cmid" not in catrow and "cmid" not in total
     assert total["graderaw"] == 115 and total["iteminstance"] != course
     assert total["iteminstance"] == fm._top_grade_category(course)
+    assert essay["feedbackformat"] == 2 and total["feedbackformat"] == 2
+    assert quizrow["feedbackformat"] == 0  # no grade record: a new grade_grade
     ungraded = report["usergrades"][1]["gradeitems"]
     assert ungraded[-1]["graderaw"] is None and ungraded[-1]["grademax"] == 160
+    assert ungraded[-1]["feedbackformat"] == 0 and ungraded[-1]["feedback"] == ""
     single = post("gradereport_user_get_grade_items", courseid=course, userid=teacher)
     assert [u["userid"] for u in single["usergrades"]] == [teacher]
 
@@ -1030,3 +1030,271 @@ def test_real_http_server_faults(served):
     sim.inject("http429")
     response = requests.post(url, data=body, headers=headers, timeout=5)
     assert response.status_code == 429 and response.headers["Retry-After"] == "2"
+
+
+# ------------------------------------------------ as real Moodle 4.5.6 answers
+def test_wrong_base_url_is_404_html(fm):
+    for url in (
+        f"{BASE}/anything/webservice/rest/server.php",
+        f"{BASE}/moodle/webservice/rest/server.php?x=1",
+    ):
+        response = requests.post(url, data=encode("core_webservice_get_site_info"))
+        assert response.status_code == 404, url
+        assert response.headers["Content-Type"].startswith("text/html")
+    body = encode("core_webservice_get_site_info")
+    assert fm.handle(body, "/x/webservice/rest/server.php")[0] == 404
+    assert fm.handle(body)[0] == 200  # the endpoint under the base URL
+    assert fm.calls == [("core_webservice_get_site_info", {})]
+
+
+def test_base_url_with_a_folder_answers_only_under_it():
+    sim = FakeMoodle()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        sim.install(rsps, base_url="https://school.test/moodle/")
+        body = encode("core_webservice_get_site_info")
+        ok = requests.post(f"https://school.test/moodle{URL[len(BASE) :]}", data=body)
+        assert ok.status_code == 200
+        assert ok.json()["siteurl"] == "https://school.test/moodle"
+        root = requests.post(
+            "https://school.test/webservice/rest/server.php", data=body
+        )
+        assert root.status_code == 404
+        assert sim.handle(body)[0] == 200
+
+
+def test_served_site_answers_only_its_endpoint(served):
+    sim, url = served
+    base = url[: -len("/webservice/rest/server.php")]
+    body = encode("core_webservice_get_site_info")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    wrong = f"{base}/other/webservice/rest/server.php"
+    response = requests.post(wrong, data=body, headers=headers, timeout=5)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert requests.post(url, data=body, headers=headers, timeout=5).ok
+
+
+def test_unsupported_lookup_field_is_a_coding_error(fm):
+    result = post("core_user_get_users_by_field", field="city", values=["x"])
+    assert result == {
+        "exception": "core\\exception\\coding_exception",
+        "errorcode": "codingerror",
+        "message": "Coding error detected, it must be fixed by a programmer: "
+        "invalid field parameter",
+    }
+    # still a validation error when the field is not even alphabetic
+    error(
+        post("core_user_get_users_by_field", field="ci-ty", values=["x"]),
+        "invalidparameter",
+    )
+
+
+def test_enrol_a_deleted_user_is_userdeleted(fm, course):
+    keep, gone = make_user("keep"), make_user("gone")
+    post("core_user_delete_users", userids=[gone])
+    result = post(
+        "enrol_manual_enrol_users",
+        enrolments=[
+            {"roleid": 5, "userid": keep, "courseid": course},
+            {"roleid": 5, "userid": gone, "courseid": course},
+        ],
+    )
+    assert result == {
+        "exception": "core\\exception\\moodle_exception",
+        "errorcode": "userdeleted",
+        "message": "error/userdeleted",
+    }
+    assert fm.enrolled_roles(course, keep) == set()  # one transaction
+    # an id that never existed stays a missing record
+    error(enrol(course, 987654), "invaliduser")
+    # so is a deleted user in the other functions that read the user row
+    gid = fm.add_group(course, "G")
+    result = post(
+        "core_group_add_group_members", members=[{"groupid": gid, "userid": gone}]
+    )
+    assert result == {
+        "exception": "dml_missing_record_exception",
+        "errorcode": "invaliduser",
+        "message": "Invalid user",
+    }
+
+
+def test_deleted_user_is_renamed_and_found_by_id_only(fm):
+    fm.clock = lambda: 1760000000
+    userid = make_user("leaver", idnumber="L-1", email="Leaver@Example.org")
+    twin = make_user("twin")
+    # a username the deletion would take is already in use: the number goes up
+    fm.add_user("leaver@example.org.1760000000", email="x@example.org")
+    assert post("core_user_delete_users", userids=[userid, twin]) is None
+    for field, value in (
+        ("username", "leaver"),
+        ("idnumber", "L-1"),
+        ("email", "Leaver@Example.org"),
+    ):
+        assert post("core_user_get_users_by_field", field=field, values=[value]) == []
+    (row,) = post("core_user_get_users_by_field", field="id", values=[str(userid)])
+    assert row["username"] == "leaver@example.org.1760000001"
+    assert row["email"] == hashlib.md5(b"leaver").hexdigest()
+    assert "idnumber" not in row and "deleted" not in row
+    assert row["firstname"] == "Leaver"
+    (other,) = post("core_user_get_users_by_field", field="id", values=[str(twin)])
+    assert other["username"] == "twin@example.org.1760000000"
+    assert re.fullmatch(r"[0-9a-f]{32}", other["email"])
+    # the account is gone for everything else
+    assert fm.find_user(username="leaver") is None
+    error(post("core_user_delete_users", userids=[userid]), "invaliduser")
+    result = post("core_user_update_users", users=[{"id": userid, "city": "X"}])
+    assert result == {
+        "warnings": [
+            {
+                "item": "user",
+                "itemid": userid,
+                "warningcode": "usernotupdateddeleted",
+                "message": "error/usernotupdateddeleted",
+            }
+        ]
+    }
+    # the old username and email are free again
+    assert make_user("leaver", email="Leaver@Example.org") != userid
+
+
+def test_empty_optional_profile_fields_are_left_out(fm, course):
+    bare = make_user("bare")
+    full = make_user(
+        "full",
+        idnumber="F-1",
+        city="Pune",
+        country="IN",
+        institution="OEC",
+        description="Hi",
+        phone1="123",
+    )
+    found = {
+        u["id"]: u
+        for u in post("core_user_get_users_by_field", field="id", values=[bare, full])
+    }
+    for key in (
+        "idnumber",
+        "city",
+        "country",
+        "institution",
+        "description",
+        "descriptionformat",
+        "phone1",
+        "customfields",
+    ):
+        assert key not in found[bare], key
+    assert found[bare]["department"] == ""  # isset() in Moodle: kept empty
+    assert found[bare]["mailformat"] == 1 and found[bare]["trackforums"] == 0
+    assert found[bare]["theme"] == "" and found[bare]["timezone"] == "99"
+    assert {k: found[full][k] for k in ("city", "country", "institution")} == {
+        "city": "Pune",
+        "country": "IN",
+        "institution": "OEC",
+    }
+    assert found[full]["idnumber"] == "F-1" and found[full]["phone1"] == "123"
+    assert (found[full]["description"], found[full]["descriptionformat"]) == ("Hi", 1)
+    # a description set to "" is a value, not NULL: Moodle returns it
+    post("core_user_update_users", users=[{"id": bare, "description": ""}])
+    (again,) = post("core_user_get_users_by_field", field="id", values=[bare])
+    assert again["description"] == "" and again["descriptionformat"] == 1
+    enrol(course, full)
+    enrol(course, bare)
+    listed = {
+        u["id"]: u for u in post("core_enrol_get_enrolled_users", courseid=course)
+    }
+    for key in ("city", "country", "idnumber", "mailformat", "trackforums", "auth"):
+        assert key not in listed[bare], key
+    assert listed[full]["city"] == "Pune" and listed[full]["idnumber"] == "F-1"
+    assert listed[bare]["description"] == ""
+
+
+def test_courses_by_field_carry_legacyfiles_and_requested(fm, course):
+    (found,) = post("core_course_get_courses_by_field", field="id", value=course)[
+        "courses"
+    ]
+    assert found["legacyfiles"] == 0 and found["requested"] == 0
+    assert "customfields" not in found
+    other = fm.add_course(
+        "Custom", "CUS", customfields=[{"shortname": "code", "value": "C1"}]
+    )
+    (custom,) = post("core_course_get_courses_by_field", field="id", value=other)[
+        "courses"
+    ]
+    assert custom["customfields"] == [
+        {
+            "name": "code",
+            "shortname": "code",
+            "type": "text",
+            "valueraw": "C1",
+            "value": "C1",
+        }
+    ]
+
+
+def test_course_total_without_grade_has_feedbackformat_0(fm, course):
+    student = make_user("student")
+    enrol(course, student)
+    report = post("gradereport_user_get_grade_items", courseid=course)
+    (total,) = report["usergrades"][0]["gradeitems"]
+    assert total["itemtype"] == "course" and total["graderaw"] is None
+    assert total["feedback"] == "" and total["feedbackformat"] == 0
+
+
+# ------------------------------------------------------------------ Moodle 5.1
+@pytest.fixture
+def fm51():
+    sim = FakeMoodle(token="simtoken", flavour="5.1")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        sim.install(rsps, base_url=BASE)
+        yield sim
+
+
+UNKNOWN_RECORD = {
+    "exception": "dml_missing_record_exception",
+    "errorcode": "invalidrecordunknown",
+    "message": "Can't find data record in database.",
+}
+
+
+def test_moodle51_reports_its_release_and_version(fm51):
+    info = post("core_webservice_get_site_info")
+    assert info["release"] == "5.1.3+ (Build: 20260227)"
+    assert info["version"] == "2025100603.04"
+    versions = {f["name"]: f["version"] for f in info["functions"]}
+    assert versions["core_course_create_courses"] == "2025100603.04"
+    assert versions["mod_attendance_get_session"] == "2024020500"
+    assert fm51.moodle51 and not FakeMoodle().moodle51
+    custom = FakeMoodle(flavour="5.1", release="5.1.4 (Build: 1)", version="1")
+    assert (custom.release, custom.version) == ("5.1.4 (Build: 1)", "1")
+    with pytest.raises(ValueError):
+        FakeMoodle(flavour="4.4")
+
+
+def test_moodle51_missing_records_are_invalidrecordunknown(fm51):
+    course = fm51.add_course("Algebra", "ALG")
+    assert post("local_nothing_here") == UNKNOWN_RECORD
+    assert enrol(course, 987654) == UNKNOWN_RECORD
+    assert post("mod_attendance_get_session", sessionid=999) == UNKNOWN_RECORD
+    result = post("core_course_update_courses", courses=[{"id": 999, "fullname": "x"}])
+    assert result["warnings"] == [
+        {
+            "item": "course",
+            "itemid": 999,
+            "warningcode": "invalidrecordunknown",
+            "message": "Can't find data record in database.",
+        }
+    ]
+    # other errors are worded as in 4.5
+    error(post("core_course_get_courses_by_field", bogus="x"), "invalidparameter")
+    error(enrol(course, 2, roleid=2), "wsusercannotassign")
+    # with debugging on, 5.1 names the table again
+    fm51.debug = True
+    error(post("local_nothing_here"), "invalidrecord")
+    error(enrol(course, 987654), "invaliduser")
+
+
+def test_moodle51_xml_error_format(fm51):
+    xml = raw_post(encode("local_nothing_here", fmt=None))
+    assert "<ERRORCODE>invalidrecordunknown</ERRORCODE>" in xml.text
+    assert "<MESSAGE>Can&#x27;t find data record in database.</MESSAGE>" in xml.text

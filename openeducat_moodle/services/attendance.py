@@ -1,0 +1,395 @@
+"""SyncAttendance: Moodle's attendance plugin and OpenEduCat's registers.
+
+OpenEduCat side, per Moodle session (date) and mapped course (subject in a
+program):
+
+* ``op.attendance.register``: one per session date, subject and batch, found
+  or created by a deterministic code (``sync.attendance.register_code``). The
+  batch is part of the key because OpenEduCat requires it on the register and
+  a sheet's batch is the register's (a stored related field).
+* ``op.attendance.sheet``: one per session and batch, ``faculty_id`` left
+  empty, state "Attendance Taken". The sheet's unique constraint includes
+  the (empty) timetable session, so PostgreSQL does not enforce it: the link
+  between a Moodle session and a sheet is a ``moodle.mapping`` row of kind
+  ``attendance`` (key ``att_session_<id>@oec_batch_<id>``), which also keeps
+  the statuses both sides agreed on (the baseline of the ``both`` direction).
+  A sheet made in OpenEduCat for the same date, subject and batch is adopted
+  instead of creating a second one.
+* ``op.attendance.line``: one per student and sheet, updated in place, the
+  four flags always written together.
+"""
+
+import calendar
+import collections
+import logging
+import types
+
+from odoo import fields
+
+from ..sync import attendance as core
+from ..sync import idnumbers
+from ..sync.attendance import AttendanceSide, AttendanceSync, CourseRef, SheetRef
+
+_logger = logging.getLogger(__name__)
+
+ATTENDANCE_MODELS = (
+    "op.attendance.register",
+    "op.attendance.sheet",
+    "op.attendance.line",
+)
+KIND = "attendance"
+FLAG_FIELDS = tuple(core.ACRONYMS.values())
+
+
+def _epoch(value):
+    """Unix time of an Odoo datetime (naive, UTC)."""
+    return calendar.timegm(value.timetuple()) if value else 0
+
+
+def _line_acronym(line):
+    return core.acronym_for({flag: line[flag] for flag in FLAG_FIELDS})
+
+
+class OdooAttendanceSide(AttendanceSide):
+    """The sync core's :class:`~..sync.attendance.AttendanceSide` over
+    ``op.attendance.*`` and ``moodle.mapping``. Mappings are read once per
+    run, one query per kind."""
+
+    def __init__(self, env, instance, tz="UTC", dry_run=False):
+        self.env = env
+        self.instance = instance
+        self.tz = tz
+        self.dry_run = dry_run
+        self.mappings = env["moodle.mapping"].sudo()
+        self.students = {}  # moodle user id -> op.student id
+        self.users = {}  # op.student id -> moodle user id
+        self.batches = {}  # (student, program) -> batch
+        self.courses = {}  # moodle course id -> course mapping
+        self.links = collections.defaultdict(dict)  # session -> {batch: mapping}
+        self.linked_sheets = set()
+        self._load()
+
+    def _search(self, kind, domain=()):
+        return self.mappings.search(
+            [
+                ("instance_id", "=", self.instance.id),
+                ("moodle_model", "=", kind),
+                ("state", "=", "synced"),
+                *domain,
+            ]
+        )
+
+    def _load(self):
+        for m in self._search("user", [("res_model", "=", "op.student")]):
+            if m.moodle_id and m.res_id:
+                self.students[m.moodle_id] = m.res_id
+                self.users[m.res_id] = m.moodle_id
+        for m in self._search("course"):
+            parsed = idnumbers.parse(m.external_key)
+            if m.moodle_id and parsed and parsed[0] == "subject_course":
+                self.courses[m.moodle_id] = m
+        for row in self.env["op.student.course"].search_read(
+            [("student_id", "!=", False)], ["student_id", "course_id", "batch_id"]
+        ):
+            self.batches[row["student_id"][0], row["course_id"][0]] = row["batch_id"][0]
+        for m in self._search(KIND):
+            extra = m.extra_data or {}
+            self.links[extra.get("session")][extra.get("batch")] = m
+            self.linked_sheets.add(m.res_id)
+
+    # --------------------------------------------------------------- helpers
+
+    def course_refs(self):
+        """The mapped courses, with the attendance ids their mapping keeps."""
+        return [
+            CourseRef(
+                courseid,
+                mapping.external_key,
+                [
+                    int(i)
+                    for i in (mapping.extra_data or {}).get("attendance_ids") or []
+                ],
+            )
+            for courseid, mapping in sorted(self.courses.items())
+        ]
+
+    @staticmethod
+    def _subject_program(course):
+        return idnumbers.parse(course.key)[1]
+
+    def _batch(self, userid, program):
+        student = self.students.get(userid)
+        return self.batches.get((student, program)) if student else None
+
+    def _sheets(self, domain):
+        return self.env["op.attendance.sheet"].search(
+            [("state", "!=", "cancel"), *domain], order="id"
+        )
+
+    def _new_link(self, course, session, batch, sheet):
+        extra = {
+            "session": session["id"],
+            "attendance": session.get("attendanceid"),
+            "batch": batch,
+            "statuses": {},
+        }
+        if self.dry_run:
+            # Adopted for this run's plan only; nothing is stored.
+            mapping = types.SimpleNamespace(res_id=sheet.id, extra_data=extra)
+            self.links[session["id"]][batch] = mapping
+            return mapping
+        mapping = self.mappings.create(
+            {
+                "instance_id": self.instance.id,
+                "moodle_model": KIND,
+                "external_key": f"att_session_{session['id']}@"
+                + idnumbers.batch(batch),
+                "moodle_idnumber": course.key,
+                "res_model": sheet._name,
+                "res_id": sheet.id,
+                "state": "synced",
+                "last_sync_date": fields.Datetime.now(),
+                "extra_data": extra,
+            }
+        )
+        self.links[session["id"]][batch] = mapping
+        self.linked_sheets.add(sheet.id)
+        return mapping
+
+    def _adopt(self, course, session):
+        """Link the session to the OpenEduCat sheets of its date, subject and
+        batches that no session is linked to yet (taken in OpenEduCat)."""
+        subject, program = self._subject_program(course)
+        userids = {int(u["id"]) for u in session.get("users") or []}
+        userids |= {
+            int(log["studentid"]) for log in session.get("attendance_log") or []
+        }
+        batches = {self._batch(u, program) for u in userids} - {None}
+        links = self.links[session["id"]]
+        date = core.session_date(session, self.tz)
+        for batch in sorted(batches - set(links)):
+            sheet = self._sheets(
+                [
+                    ("register_id.course_id", "=", program),
+                    ("register_id.subject_id", "=", subject),
+                    ("register_id.batch_id", "=", batch),
+                    ("attendance_date", "=", date),
+                    ("id", "not in", list(self.linked_sheets)),
+                ]
+            )[:1]
+            if sheet:
+                self._new_link(course, session, batch, sheet)
+
+    def _sheet(self, course, session, batch):
+        """Find or create the register, then create the sheet, of a session
+        and batch."""
+        subject_id, program = self._subject_program(course)
+        date = core.session_date(session, self.tz)
+        subject = self.env["op.subject"].browse(subject_id)
+        code = core.register_code(self.instance.id, subject_id, batch, date)
+        registers = self.env["op.attendance.register"].with_context(active_test=False)
+        register = registers.search([("code", "=", code)], limit=1)
+        if not register:
+            register = registers.create(
+                {
+                    "name": core.register_name(subject.code, date),
+                    "code": code,
+                    "course_id": program,
+                    "batch_id": batch,
+                    "subject_id": subject_id,
+                }
+            )
+        return self.env["op.attendance.sheet"].create(
+            {"register_id": register.id, "attendance_date": date, "state": "done"}
+        )
+
+    def _linked_sheet(self, mapping):
+        return self.env["op.attendance.sheet"].browse(mapping.res_id).exists()
+
+    # ------------------------------------------------------------- interface
+
+    def known_users(self):
+        return set(self.students)
+
+    def statuses(self, course, session):
+        self._adopt(course, session)
+        statuses = {}
+        for mapping in self.links[session["id"]].values():
+            sheet = self._linked_sheet(mapping)
+            for line in sheet.attendance_line:
+                userid = self.users.get(line.student_id.id)
+                if userid:
+                    statuses[userid] = (_line_acronym(line), _epoch(line.write_date))
+        return statuses
+
+    def baseline(self, course, session):
+        baseline = {}
+        for mapping in self.links[session["id"]].values():
+            statuses = (mapping.extra_data or {}).get("statuses") or {}
+            baseline.update({int(u): a for u, a in statuses.items()})
+        return baseline
+
+    def apply(self, course, session, pulled, agreed):
+        _subject, program = self._subject_program(course)
+        created = updated = no_batch = 0
+        by_batch = collections.defaultdict(dict)
+        for userid, acronym in pulled.items():
+            batch = self._batch(userid, program)
+            if batch is None:
+                no_batch += 1
+            else:
+                by_batch[batch][userid] = acronym
+        links = self.links[session["id"]]
+        for batch, rows in sorted(by_batch.items()):
+            mapping = links.get(batch)
+            sheet = self._linked_sheet(mapping) if mapping else None
+            if not sheet:
+                if mapping:  # the sheet was deleted in OpenEduCat
+                    mapping.unlink()
+                sheet = self._sheet(course, session, batch)
+                mapping = self._new_link(course, session, batch, sheet)
+            lines = {line.student_id.id: line for line in sheet.attendance_line}
+            new = []
+            for userid, acronym in sorted(rows.items()):
+                student = self.students[userid]
+                values = core.flags_for(acronym)
+                line = lines.get(student)
+                if line is None:
+                    new.append(
+                        {"attendance_id": sheet.id, "student_id": student, **values}
+                    )
+                elif any(line[f] != v for f, v in values.items()):
+                    line.write(values)
+                    updated += 1
+            if new:
+                self.env["op.attendance.line"].create(new)
+                created += len(new)
+        self._store_baseline(session, program, agreed)
+        return created, updated, no_batch
+
+    def _store_baseline(self, session, program, agreed):
+        for batch, mapping in self.links[session["id"]].items():
+            extra = dict(mapping.extra_data or {})
+            old = extra.get("statuses") or {}
+            new = dict(old)
+            new.update(
+                {
+                    str(u): a
+                    for u, a in agreed.items()
+                    if self._batch(u, program) == batch
+                }
+            )
+            if new != old:
+                mapping.write({"extra_data": {**extra, "statuses": new}})
+
+    def unlinked_sheets(self, course):
+        subject, program = self._subject_program(course)
+        sheets = self._sheets(
+            [
+                ("register_id.course_id", "=", program),
+                ("register_id.subject_id", "=", subject),
+                ("id", "not in", list(self.linked_sheets)),
+                ("attendance_line", "!=", False),
+            ]
+        )
+        return [
+            SheetRef(
+                sheet.id,
+                sheet.attendance_date,
+                {
+                    self.users[line.student_id.id]: (
+                        _line_acronym(line),
+                        _epoch(line.write_date),
+                    )
+                    for line in sheet.attendance_line
+                    if line.student_id.id in self.users
+                },
+            )
+            for sheet in sheets
+        ]
+
+    def link(self, course, sheet, session):
+        record = self.env["op.attendance.sheet"].browse(sheet.ref)
+        self._new_link(course, session, record.batch_id.id, record)
+
+    def record_attendance(self, course, attendanceid):
+        mapping = self.courses[course.courseid]
+        extra = dict(mapping.extra_data or {})
+        ids = [*(extra.get("attendance_ids") or []), attendanceid]
+        mapping.write({"extra_data": {**extra, "attendance_ids": ids}})
+
+
+class SyncAttendance:
+    """Sync attendance of one instance, in the direction it is set to.
+
+    :param instance: a ``moodle.instance``
+    :param client: its :class:`~..moodle.MoodleClient`
+    :param bool dry_run: read Moodle, write nowhere, return the plan
+    """
+
+    def __init__(self, instance, client, dry_run=False):
+        # Nothing the sync writes in OpenEduCat may be pushed back by a hook.
+        self.env = instance.env(
+            context=dict(
+                instance.env.context,
+                connector_no_export=True,
+                tracking_disable=True,
+                mail_create_nolog=True,
+                mail_notrack=True,
+            )
+        )
+        self.instance = instance.with_env(self.env)
+        self.client = client
+        self.dry_run = dry_run
+        self.caps = None
+
+    def _check_prerequisites(self):
+        """Check that both ends can do attendance, before every run.
+
+        OpenEduCat: the ``openeducat_attendance`` models are installed (the
+        addon does not depend on it). Moodle: the module detector finds the
+        attendance plugin in the token's functions, under the current
+        ``mod_attendance_*`` or the legacy ``mod_wsattendance_*`` names, and
+        every function the sync needs is callable (the client then uses the
+        site's names).
+
+        :return: ``(ok, reason)``
+        :raise MoodleTransientError, MoodleAccessError: site info failed
+        """
+        missing = [model for model in ATTENDANCE_MODELS if model not in self.env]
+        if missing:
+            return False, (
+                "openeducat_attendance is not installed in Odoo "
+                f"(missing {', '.join(missing)})"
+            )
+        self.caps = self.client.capabilities()
+        return core.moodle_prerequisites(self.caps)
+
+    def _tz(self):
+        return self.env.company.partner_id.tz or self.env.user.tz or "UTC"
+
+    def run(self):
+        """Check the prerequisites, then sync every mapped course.
+
+        :return: the counts; ``skipped`` says why nothing was done
+        :rtype: ~..sync.attendance.AttendanceResult
+        :raise MoodleTransientError, MoodleAccessError: Moodle failed as a whole
+        """
+        direction = self.instance.sync_attendance_from or core.MOODLE
+        ok, reason = self._check_prerequisites()
+        if not ok:
+            _logger.info(
+                "moodle attendance (instance %s) skipped: %s", self.instance.id, reason
+            )
+            return core.AttendanceResult(direction=direction, skipped=reason)
+        side = OdooAttendanceSide(self.env, self.instance, self._tz(), self.dry_run)
+        sync = AttendanceSync(
+            self.client,
+            side,
+            direction,
+            takenby=self.caps.site.userid,
+            can_create=core.can_create(self.caps),
+            tz=side.tz,
+            dry_run=self.dry_run,
+        )
+        return sync.run(side.course_refs())

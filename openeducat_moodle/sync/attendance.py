@@ -1,0 +1,480 @@
+"""Attendance: Moodle's attendance plugin and OpenEduCat's registers.
+
+The direction is chosen per instance (``sync_attendance_from``):
+
+* ``moodle``: Moodle's statuses fill OpenEduCat's attendance lines;
+* ``oec``: OpenEduCat's lines are written to Moodle, one
+  ``update_user_status`` call per changed line;
+* ``both``: whichever side changed since the last sync wins; when both sides
+  changed the same student's status (a conflict), the later write wins:
+  Moodle's time is the session's ``lasttaken`` (Moodle keeps no time per log
+  row that the web services return), OpenEduCat's is the line's
+  ``write_date``. A tie goes to Moodle. Conflicts are counted, not flagged.
+
+"Since the last sync" is judged against a baseline: the status both sides
+agreed on at the end of the previous run, kept per session and student by the
+OpenEduCat side (see :class:`AttendanceSide`).
+
+The mapping of statuses is fixed: ``P`` present, ``A`` absent, ``L`` late,
+``E`` excused, with the other three flags False. Any other acronym is skipped
+and counted, in every direction.
+
+Which Moodle attendance activities are read: the ones the connector knows for
+each mapped course, i.e. the activity it created there
+(``mod_attendance_add_attendance``) plus any id recorded on the course
+mapping. The web-service catalogue has no function that lists the activities
+of a course, so an attendance activity a teacher adds by hand is not seen
+until its id is recorded on the course mapping (``attendance_ids``).
+"""
+
+import dataclasses
+import datetime
+import hashlib
+import zoneinfo
+
+from ..moodle import MoodleRecordError
+
+MOODLE, OEC, BOTH = "moodle", "oec", "both"
+DIRECTIONS = (MOODLE, OEC, BOTH)
+
+# Moodle acronym → OpenEduCat flag; the order of FLAGS decides which flag
+# wins when a line has several set (OpenEduCat's line defaults present=True
+# and only an onchange clears it, so a set absent/late/excused flag is what
+# the user meant).
+ACRONYMS = {"P": "present", "A": "absent", "L": "late", "E": "excused"}
+FLAGS = ("absent", "late", "excused", "present")
+FLAG_ACRONYMS = {flag: acronym for acronym, flag in ACRONYMS.items()}
+
+# What decide() can answer.
+SAME, PULL, PUSH, NOTHING, CUSTOM = "same", "pull", "push", "nothing", "custom"
+
+ATTENDANCE_NAME = "Attendance"
+SESSION_MARKER = "oec_attendance_sheet_{}"
+SESSION_HOUR = 12  # local noon: the session stays on its date in every zone
+SESSION_DURATION = 3600
+
+
+def moodle_prerequisites(caps):
+    """Can this site's token serve the attendance sync?
+
+    The plugin must show in the token's function list (current
+    ``mod_attendance_*`` or legacy ``mod_wsattendance_*`` names), and every
+    non-optional attendance function must be callable under one of the names.
+
+    :param caps: :class:`~openeducat_moodle.moodle.Capabilities`
+    :return: ``(ok, reason)``; the reason names what to add on Moodle
+    """
+    modules = caps.detect_installed_modules()
+    if not modules:
+        return False, (
+            "Moodle's attendance web-service functions are not available to the "
+            "token: install mod_attendance and add its functions "
+            "(mod_attendance_get_sessions, mod_attendance_get_session, "
+            "mod_attendance_update_user_status) to the external service"
+        )
+    missing = caps.missing.get("attendance") or []
+    if missing:
+        return False, (
+            "The token's service lacks attendance functions: " + ", ".join(missing)
+        )
+    return True, "attendance plugin found: " + ", ".join(
+        f"{name} {version}" for name, version in sorted(modules.items())
+    )
+
+
+def can_create(caps):
+    """Whether the site lets the connector create activities and sessions
+    (only the current plugin names have these functions)."""
+    return {"mod_attendance_add_attendance", "mod_attendance_add_session"} <= set(
+        caps.site.functions
+    )
+
+
+def flags_for(acronym):
+    """The four OpenEduCat flags of a Moodle acronym, all of them explicit.
+
+    :return: e.g. ``{"present": False, "absent": True, "late": False,
+        "excused": False}``, or ``None`` for an acronym outside P/A/L/E
+    """
+    flag = ACRONYMS.get(acronym)
+    if flag is None:
+        return None
+    return {name: name == flag for name in ACRONYMS.values()}
+
+
+def acronym_for(line):
+    """The Moodle acronym of an OpenEduCat line (a mapping with the four
+    flags), or ``None`` when no flag is set."""
+    for flag in FLAGS:
+        if line.get(flag):
+            return FLAG_ACRONYMS[flag]
+    return None
+
+
+def status_ids(session):
+    """``{acronym: statusid}`` of a session's status set (ids are per
+    attendance instance: never hard-coded)."""
+    ids = {}
+    for status in session.get("statuses") or []:
+        if not status.get("deleted"):
+            ids.setdefault(status.get("acronym"), int(status["id"]))
+    return ids
+
+
+def status_set(session):
+    """The ``statusset`` argument of ``update_user_status``: the session's
+    status ids, comma separated, as Moodle's own form sends them."""
+    return ",".join(str(int(s["id"])) for s in session.get("statuses") or [])
+
+
+def moodle_statuses(session):
+    """``{studentid: acronym}`` from a session's ``attendance_log``.
+
+    ``statusid`` arrives as a string; a status that is not in the session's
+    set comes back as ``"?"`` (skipped like a custom acronym).
+    """
+    by_id = {int(s["id"]): s.get("acronym") for s in session.get("statuses") or []}
+    statuses = {}
+    for log in session.get("attendance_log") or []:
+        try:
+            statusid = int(log.get("statusid"))
+        except (TypeError, ValueError):
+            continue
+        statuses[int(log["studentid"])] = by_id.get(statusid) or "?"
+    return statuses
+
+
+def session_date(session, tz="UTC"):
+    """The calendar date of a session in the institution's time zone."""
+    when = datetime.datetime.fromtimestamp(
+        int(session["sessdate"]), datetime.timezone.utc
+    )
+    return when.astimezone(zoneinfo.ZoneInfo(tz or "UTC")).date()
+
+
+def session_time(date, tz="UTC"):
+    """The Unix time of a new Moodle session for an OpenEduCat sheet's date."""
+    local = datetime.datetime.combine(
+        date, datetime.time(SESSION_HOUR), zoneinfo.ZoneInfo(tz or "UTC")
+    )
+    return int(local.timestamp())
+
+
+def _b36(number):
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, rest = divmod(number, 36)
+        text = digits[rest] + text
+        if not number:
+            return text
+
+
+def register_code(instance_id, subject_id, batch_id, date):
+    """A deterministic register code within OpenEduCat's 16 characters.
+
+    ``M<instance>.<subject>.<batch>.<yymmdd>`` (ids in base 36), or, when that
+    is too long, ``M`` and 15 hex digits of its SHA-256.
+    """
+    code = (
+        f"M{_b36(instance_id)}.{_b36(subject_id)}.{_b36(batch_id)}."
+        f"{date:%y%m%d}".upper()
+    )
+    if len(code) <= 16:
+        return code
+    return "M" + hashlib.sha256(code.encode()).hexdigest()[:15].upper()
+
+
+def register_name(subject_code, date):
+    """A register name within OpenEduCat's 16 characters."""
+    return f"{date:%Y-%m-%d} {subject_code or ''}".strip()[:16]
+
+
+def decide(direction, oec, moodle, baseline=None, oec_time=None, moodle_time=None):
+    """Decide what to do with one student's status in one session.
+
+    :param str direction: ``moodle``, ``oec`` or ``both``
+    :param oec: OpenEduCat's acronym (``None``: no line or no flag)
+    :param moodle: Moodle's acronym (``None``: not taken)
+    :param baseline: the acronym both sides held after the last sync
+    :param oec_time: Unix time of OpenEduCat's last write of the line
+    :param moodle_time: Unix time of Moodle's last write (session lasttaken)
+    :return: ``(action, conflict)``: action is ``same``, ``pull``, ``push``,
+        ``nothing`` or ``custom``; conflict is True when both sides changed
+        since the baseline and the timestamps decided
+    """
+    if moodle is not None and moodle not in ACRONYMS:
+        return CUSTOM, False
+    if oec == moodle:
+        return SAME, False
+    if direction == MOODLE:
+        return (PULL if moodle else NOTHING), False
+    if direction == OEC:
+        return (PUSH if oec else NOTHING), False
+    if moodle is None:
+        return PUSH, False
+    if oec is None:
+        return PULL, False
+    oec_changed, moodle_changed = oec != baseline, moodle != baseline
+    if oec_changed and not moodle_changed:
+        return PUSH, False
+    if moodle_changed and not oec_changed:
+        return PULL, False
+    return (PUSH if (oec_time or 0) > (moodle_time or 0) else PULL), True
+
+
+@dataclasses.dataclass
+class CourseRef:
+    """A mapped Moodle course and the attendance activities known in it."""
+
+    courseid: int
+    key: str
+    attendance_ids: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class SheetRef:
+    """An OpenEduCat sheet no Moodle session is linked to yet (push)."""
+
+    ref: int
+    date: datetime.date
+    statuses: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class AttendanceResult:
+    """Counts of one attendance run (the run log)."""
+
+    direction: str = MOODLE
+    skipped: str = ""
+    courses: int = 0
+    sessions: int = 0
+    created: int = 0
+    updated: int = 0
+    pushed: int = 0
+    unchanged: int = 0
+    custom: int = 0
+    conflicts: int = 0
+    unmapped_users: int = 0
+    no_batch: int = 0
+    no_session: int = 0
+    attendances_created: int = 0
+    sessions_created: int = 0
+    failed: int = 0
+    errors: list = dataclasses.field(default_factory=list)
+    planned: list = dataclasses.field(default_factory=list)
+
+    def summary(self):
+        if self.skipped:
+            return f"attendance skipped: {self.skipped}"
+        text = (
+            f"attendance ({self.direction}): {self.courses} courses, "
+            f"{self.sessions} sessions; OpenEduCat {self.created} lines created, "
+            f"{self.updated} updated; Moodle {self.pushed} statuses written, "
+            f"{self.sessions_created} sessions and {self.attendances_created} "
+            f"activities created; {self.unchanged} unchanged, {self.conflicts} "
+            f"conflicts (later write won), {self.custom} custom statuses skipped, "
+            f"{self.unmapped_users} unmapped users, {self.no_batch} without "
+            f"batch, {self.failed} failed"
+        )
+        if self.no_session:
+            text += f", {self.no_session} sheets without a Moodle session"
+        return text
+
+
+class AttendanceSide:
+    """What the sync needs from OpenEduCat; the Odoo layer implements it over
+    ``op.attendance.*`` and ``moodle.mapping``, the tests in memory.
+
+    A Moodle session is linked, per OpenEduCat batch, to one sheet.
+    """
+
+    def known_users(self):  # pragma: no cover - interface
+        """Moodle user ids that map to an OpenEduCat student."""
+        raise NotImplementedError
+
+    def statuses(self, course, session):  # pragma: no cover - interface
+        """``{userid: (acronym, unix_time)}`` held in OpenEduCat for a session."""
+        raise NotImplementedError
+
+    def baseline(self, course, session):  # pragma: no cover - interface
+        """``{userid: acronym}`` both sides agreed on after the last run."""
+        raise NotImplementedError
+
+    def apply(self, course, session, pulled, agreed):  # pragma: no cover
+        """Write the pulled statuses and store the agreed ones as baseline.
+
+        :return: ``(created, updated, without_batch)``
+        """
+        raise NotImplementedError
+
+    def unlinked_sheets(self, course):  # pragma: no cover - interface
+        """:class:`SheetRef` of the sheets to push that have no session yet."""
+        raise NotImplementedError
+
+    def link(self, course, sheet, session):  # pragma: no cover - interface
+        """Link a sheet to the Moodle session made for it."""
+        raise NotImplementedError
+
+    def record_attendance(self, course, attendanceid):  # pragma: no cover
+        """Remember the attendance activity the connector created in a course."""
+        raise NotImplementedError
+
+
+class AttendanceSync:
+    """Run one attendance sync over the mapped courses.
+
+    :param client: a :class:`~openeducat_moodle.moodle.MoodleClient` whose
+        ``capabilities()`` has been read (legacy names are then used)
+    :param AttendanceSide side: OpenEduCat
+    :param str direction: ``moodle``, ``oec`` or ``both``
+    :param int takenby: the Moodle user recorded as taker (the token's user)
+    :param bool can_create: the site has ``add_attendance``/``add_session``
+    :param str tz: the institution's time zone (session dates)
+    :param bool dry_run: read Moodle, write nowhere, list the plan
+    """
+
+    def __init__(
+        self,
+        client,
+        side,
+        direction=MOODLE,
+        takenby=0,
+        can_create=False,
+        tz="UTC",
+        dry_run=False,
+    ):
+        if direction not in DIRECTIONS:
+            raise ValueError(f"unknown attendance direction {direction!r}")
+        self.client = client
+        self.side = side
+        self.direction = direction
+        self.takenby = takenby or 0
+        self.can_create = can_create
+        self.tz = tz or "UTC"
+        self.dry_run = dry_run
+        self.result = AttendanceResult(direction=direction)
+        self._unmapped = set()
+
+    def run(self, courses):
+        """Sync every course; a course Moodle rejects is counted and skipped.
+
+        :rtype: AttendanceResult
+        :raise MoodleTransientError, MoodleAccessError: Moodle failed as a whole
+        """
+        for course in courses:
+            self.result.courses += 1
+            try:
+                self._course(course)
+            except MoodleRecordError as err:
+                self.result.failed += 1
+                self.result.errors.append(f"course {course.key}: {err}")
+        self.result.unmapped_users = len(self._unmapped)
+        return self.result
+
+    def _course(self, course):
+        ids = list(course.attendance_ids)
+        if not ids and self.can_create:
+            if self.dry_run:
+                self.result.planned.append(("add_attendance", course.key))
+            else:
+                attid = self.client.add_attendance(course.courseid, ATTENDANCE_NAME)
+                self.side.record_attendance(course, attid)
+                self.result.attendances_created += 1
+                ids = [attid]
+        sessions = []
+        for attid in ids:
+            sessions += self.client.get_attendance_sessions(attid)
+        for session in sessions:
+            self._session(course, session)
+        if self.direction != MOODLE:
+            for sheet in self.side.unlinked_sheets(course):
+                self._new_session(course, ids, sheet, sessions)
+
+    def _new_session(self, course, ids, sheet, sessions):
+        """Give an OpenEduCat sheet its Moodle session, then push it. A session
+        left by an interrupted run (same marker) is adopted, not duplicated."""
+        marker = SESSION_MARKER.format(sheet.ref)
+        session = next((s for s in sessions if s.get("description") == marker), None)
+        if session is None:
+            if not ids or not self.can_create:
+                self.result.no_session += 1
+                return
+            if self.dry_run:
+                self.result.planned.append(("add_session", course.key, sheet.ref))
+                return
+            sessionid = self.client.add_attendance_session(
+                ids[0],
+                session_time(sheet.date, self.tz),
+                SESSION_DURATION,
+                description=marker,
+            )
+            self.result.sessions_created += 1
+            session = self.client.get_attendance_session(sessionid)
+        if not self.dry_run:
+            self.side.link(course, sheet, session)
+        self._session(course, session)
+
+    def _session(self, course, session):
+        self.result.sessions += 1
+        moodle = moodle_statuses(session)
+        oec = self.side.statuses(course, session)
+        baseline = self.side.baseline(course, session)
+        known = self.side.known_users()
+        ids, statusset = status_ids(session), status_set(session)
+        moodle_time = session.get("lasttaken") or 0
+        pulled, agreed = {}, {}
+        for userid in sorted(set(moodle) | set(oec)):
+            if userid not in known:
+                self._unmapped.add(userid)
+                continue
+            mine, mine_time = oec.get(userid, (None, None))
+            theirs = moodle.get(userid)
+            action, conflict = decide(
+                self.direction,
+                mine,
+                theirs,
+                baseline.get(userid),
+                mine_time,
+                moodle_time,
+            )
+            self.result.conflicts += conflict
+            if action == CUSTOM:
+                self.result.custom += 1
+            elif action == SAME:
+                self.result.unchanged += 1
+                agreed[userid] = mine
+            elif action == PULL:
+                pulled[userid] = agreed[userid] = theirs
+            elif action == PUSH and self._push(session, userid, mine, ids, statusset):
+                agreed[userid] = mine
+        if self.dry_run:
+            self.result.planned += [
+                ("pull", session["id"], userid, acronym)
+                for userid, acronym in sorted(pulled.items())
+            ]
+            return
+        created, updated, no_batch = self.side.apply(course, session, pulled, agreed)
+        self.result.created += created
+        self.result.updated += updated
+        self.result.no_batch += no_batch
+
+    def _push(self, session, userid, acronym, ids, statusset):
+        statusid = ids.get(acronym)
+        if statusid is None:
+            # The session's status set has no such acronym.
+            self.result.custom += 1
+            return False
+        if self.dry_run:
+            self.result.planned.append(("push", session["id"], userid, acronym))
+            return False
+        try:
+            self.client.update_attendance_status(
+                session["id"], userid, statusid, statusset, self.takenby
+            )
+        except MoodleRecordError as err:
+            self.result.failed += 1
+            self.result.errors.append(f"session {session['id']} user {userid}: {err}")
+            return False
+        self.result.pushed += 1
+        return True

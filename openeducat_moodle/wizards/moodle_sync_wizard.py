@@ -1,0 +1,265 @@
+import collections
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+from ..services.grades import SyncGrades
+from ..services.push import SyncPush
+from ..sync.push import PHASES
+
+ACTIONS = [
+    ("create", "To create"),
+    ("update", "To update"),
+    ("unenrol", "To unenrol"),
+    ("blocked", "Blocked"),
+    ("waiting", "Waiting for retry"),
+]
+
+
+class MoodleSyncWizard(models.TransientModel):
+    """Choose instances, direction and scope; dry-run the plan or run it."""
+
+    _name = "moodle.sync.wizard"
+    _description = "Moodle Sync Wizard"
+
+    def _default_instances(self):
+        if self.env.context.get("active_model") == "moodle.instance":
+            return self.env["moodle.instance"].browse(
+                self.env.context.get("active_ids")
+            )
+        return self.env["moodle.instance"].search([])
+
+    instance_ids = fields.Many2many(
+        "moodle.instance",
+        string="Instances",
+        default=lambda self: self._default_instances(),
+        required=True,
+    )
+    direction = fields.Selection(
+        [
+            ("push", "Push (OpenEduCat to Moodle)"),
+            ("pull", "Pull grades and completion (Moodle to OpenEduCat)"),
+            ("attendance", "Attendance"),
+            ("all", "Everything"),
+        ],
+        default="push",
+        required=True,
+    )
+    do_departments = fields.Boolean(string="Departments", default=True)
+    do_programs = fields.Boolean(string="Programs", default=True)
+    do_subjects = fields.Boolean(string="Subjects (courses)", default=True)
+    do_users = fields.Boolean(string="Students and faculty", default=True)
+    do_batches = fields.Boolean(string="Batches (groups)", default=True)
+    do_enrolments = fields.Boolean(string="Enrolments", default=True)
+    department_ids = fields.Many2many("op.department", string="Only these departments")
+    course_ids = fields.Many2many("op.course", string="Only these programs")
+    subject_ids = fields.Many2many("op.subject", string="Only these subjects")
+    student_ids = fields.Many2many("op.student", string="Only these students")
+    state = fields.Selection(
+        [("draft", "Draft"), ("planned", "Planned"), ("running", "Running")],
+        default="draft",
+    )
+    line_ids = fields.One2many("moodle.sync.wizard.line", "wizard_id")
+    summary = fields.Text(readonly=True)
+    started_at = fields.Datetime(readonly=True)
+    progress = fields.Text(compute="_compute_progress")
+
+    # === SCOPE === #
+
+    def _phases(self):
+        chosen = {
+            "departments": self.do_departments,
+            "programs": self.do_programs,
+            "subjects": self.do_subjects,
+            "users": self.do_users,
+            "batches": self.do_batches,
+            "enrolments": self.do_enrolments,
+        }
+        phases = [p for p in PHASES if chosen[p]]
+        if not phases:
+            raise UserError(_("Choose at least one kind of record."))
+        return phases
+
+    def _seeds(self):
+        seeds = {}
+        if self.course_ids:
+            seeds["op.course"] = sorted(self.course_ids.ids)
+        if self.student_ids:
+            seeds["op.student"] = sorted(self.student_ids.ids)
+        return seeds or None
+
+    def _in_subject_scope(self, key):
+        if not self.subject_ids:
+            return True
+        return any(f"oec_subj_{s}_course_" in key for s in self.subject_ids.ids)
+
+    # === DRY RUN === #
+
+    def action_dry_run(self):
+        """Compute the whole plan and show it; write nothing on either side."""
+        self.ensure_one()
+        self.env["moodle.instance"]._check_moodle_manager()
+        self.line_ids.unlink()
+        lines, summary = [], []
+        for instance in self.instance_ids:
+            client = instance._get_client()
+            if self.direction in ("push", "all"):
+                lines += self._plan_push(instance, client, summary)
+            if self.direction in ("pull", "all"):
+                lines += self._plan_pull(instance, client, summary)
+            if self.direction in ("attendance", "all"):
+                lines += self._plan_attendance(instance, client, summary)
+        self.write(
+            {
+                "line_ids": [(0, 0, vals) for vals in lines],
+                "summary": "\n".join(summary),
+                "state": "planned",
+            }
+        )
+        return self._reopen()
+
+    def _plan_push(self, instance, client, summary):
+        service = SyncPush(instance, client, dry_run=True)
+        result = service.run(
+            self._phases(), self._seeds(), department_ids=self.department_ids.ids
+        )
+        lines = []
+        for phase, counts in result.phases.items():
+            records = [r for r in counts.records if self._in_subject_scope(r["key"])]
+            tally = collections.Counter(r["action"] for r in records)
+            summary.append(
+                f"{instance.name} / {phase}: {tally['create']} to create, "
+                f"{tally['update']} to update, {counts.unchanged} unchanged, "
+                f"{tally['unenrol']} to unenrol, {tally['blocked']} blocked, "
+                f"{tally['waiting']} waiting for retry"
+            )
+            lines += [
+                {
+                    "instance_id": instance.id,
+                    "kind": phase,
+                    "key": r["key"],
+                    "label": r["label"],
+                    "action": r["action"],
+                    "reason": r["reason"],
+                    "res_model": r["res_model"],
+                    "res_id": r["res_id"],
+                }
+                for r in records
+            ]
+        return lines
+
+    def _plan_pull(self, instance, client, summary):
+        result = SyncGrades(instance, client, dry_run=True).pull_all_combined()
+        creates = sum(1 for p in result.planned if p["action"] == "create")
+        summary.append(
+            f"{instance.name} / grades: {creates} to create, "
+            f"{len(result.planned) - creates} to update, {result.unchanged} unchanged, "
+            f"{result.unmapped_students} unmapped Moodle users; completion: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(result.completion.items()))
+        )
+        return [
+            {
+                "instance_id": instance.id,
+                "kind": "grades",
+                "key": p["key"],
+                "label": f"{p['marks']} / {p['total']}",
+                "action": p["action"],
+            }
+            for p in result.planned
+            if self._in_subject_scope(p["key"])
+        ]
+
+    def _plan_attendance(self, instance, client, summary):
+        planner = getattr(instance, "_moodle_attendance_dry_run", None)
+        if planner is None:
+            summary.append(f"{instance.name} / attendance: not available")
+            return []
+        text, lines = planner(client)
+        summary.append(f"{instance.name} / attendance: {text}")
+        return [dict(line, instance_id=instance.id) for line in lines]
+
+    # === RUN === #
+
+    def action_run(self):
+        """Enqueue the jobs; the wizard then shows how far they got."""
+        self.ensure_one()
+        self.env["moodle.instance"]._check_moodle_manager()
+        started = fields.Datetime.now()
+        for instance in self.instance_ids:
+            if instance.health_state == "access":
+                raise UserError(
+                    _(
+                        "Instance %s is paused: test its connection first.",
+                        instance.name,
+                    )
+                )
+            if self.direction in ("push", "all"):
+                instance._enqueue_push(
+                    self._phases(),
+                    self._seeds(),
+                    department_ids=self.department_ids.ids or None,
+                )
+            if self.direction in ("pull", "all"):
+                instance._enqueue_pull()
+            if self.direction in ("attendance", "all") and hasattr(
+                instance, "_enqueue_attendance"
+            ):
+                instance._enqueue_attendance()
+        self.write({"state": "running", "started_at": started})
+        return self._reopen()
+
+    @api.depends("state", "started_at")
+    def _compute_progress(self):
+        for wizard in self:
+            if wizard.state != "running":
+                wizard.progress = False
+                continue
+            jobs = (
+                self.env["queue.job"]
+                .sudo()
+                .search(
+                    [
+                        ("model_name", "=", "moodle.instance"),
+                        ("date_created", ">=", wizard.started_at),
+                    ]
+                )
+            )
+            states = collections.Counter(jobs.mapped("state"))
+            done = states.get("done", 0)
+            lines = [
+                _("%(done)s of %(total)s jobs done", done=done, total=len(jobs)),
+                ", ".join(f"{k}: {v}" for k, v in sorted(states.items())),
+            ]
+            lines += [
+                f"{job.name}: {job.state}" + (f" ({job.result})" if job.result else "")
+                for job in jobs[:20]
+            ]
+            wizard.progress = "\n".join(lines)
+
+    def action_refresh(self):
+        return self._reopen()
+
+    def _reopen(self):
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": self._name,
+            "res_id": self.id,
+            "view_mode": "form",
+            "target": "new",
+        }
+
+
+class MoodleSyncWizardLine(models.TransientModel):
+    _name = "moodle.sync.wizard.line"
+    _description = "Moodle Sync Wizard Plan Line"
+    _order = "instance_id, kind, action, key"
+
+    wizard_id = fields.Many2one("moodle.sync.wizard", required=True, ondelete="cascade")
+    instance_id = fields.Many2one("moodle.instance")
+    kind = fields.Char()
+    key = fields.Char()
+    label = fields.Char()
+    action = fields.Selection(ACTIONS)
+    reason = fields.Char()
+    res_model = fields.Char()
+    res_id = fields.Integer()
