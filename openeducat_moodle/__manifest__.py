@@ -20,6 +20,7 @@
         "views/moodle_instance_views.xml",
         "views/moodle_mapping_views.xml",
         "views/moodle_sync_run_views.xml",
+        "views/op_views.xml",
         "views/menus.xml",
         "views/moodle_instance_attendance_views.xml",
     ],

@@ -1,5 +1,6 @@
 from . import moodle_instance
 from . import moodle_mapping
+from . import moodle_binding_mixin
 from . import op_department
 from . import op_course
 from . import op_subject

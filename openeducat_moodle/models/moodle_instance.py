@@ -12,7 +12,7 @@ from odoo.addons.queue_job.exception import RetryableJobError
 from ..const import CHANNEL, PUSH_LOCK
 from ..moodle import MoodleAccessError, MoodleClient, MoodleError, MoodleTransientError
 from ..moodle.catalogue import FEATURES
-from ..services.grades import SyncGrades
+from ..services.grades import SyncCompletion, SyncGrades
 from ..services.push import SyncPush
 from ..sync.backoff import RETRY_DELAYS
 from ..sync.reconcile import DriftCheck
@@ -125,6 +125,16 @@ class MoodleInstance(models.Model):
     pull_assignments = fields.Boolean(string="Pull Assignment Grades", default=True)
     pull_quizzes = fields.Boolean(string="Pull Quiz Grades", default=True)
     pull_completion = fields.Boolean(string="Pull Completion Status", default=True)
+    completion_schedule = fields.Selection(
+        [
+            ("with_grades", "With every grade pull"),
+            ("separate", "On its own schedule (the completion cron)"),
+        ],
+        default="with_grades",
+        required=True,
+        help="Completion takes one call per student and course: large sites may "
+        "prefer to run it less often than grades.",
+    )
     grade_scale_type = fields.Selection(
         [("percentage", "Percentage"), ("letter", "Letter"), ("points", "Points")],
         default="percentage",
@@ -296,10 +306,14 @@ class MoodleInstance(models.Model):
     # === ACTIONS === #
 
     def action_test_connection(self):
-        """Call core_webservice_get_site_info and report what the token can do."""
+        """Call core_webservice_get_site_info and report what the token can do;
+        look up the student and teacher role ids where Moodle shows them."""
         self.ensure_one()
+        self._check_moodle_manager()
         try:
-            caps = self._get_client().capabilities()
+            client = self._get_client()
+            caps = client.capabilities()
+            roles = self._moodle_lookup_roles(client, caps)
         except MoodleError as err:
             self.write(
                 {
@@ -318,6 +332,7 @@ class MoodleInstance(models.Model):
                 "health_message": caps.summary(self._enabled_features()),
                 "failure_streak": 0,
                 "backoff_until": False,
+                **roles,
             }
         )
         missing = caps.missing_for(self._enabled_features())
@@ -333,6 +348,35 @@ class MoodleInstance(models.Model):
             _("Moodle %s: every enabled feature is available.", caps.site.release),
             "success",
         )
+
+    def _moodle_lookup_roles(self, client, caps):
+        """Role ids by shortname, read from the enrolled users of a few mapped
+        courses (Moodle has no web service that lists roles)."""
+        if "core_enrol_get_enrolled_users" not in caps.site.functions:
+            return {}
+        courses = self.env["moodle.mapping"].search(
+            [
+                ("instance_id", "=", self.id),
+                ("moodle_model", "=", "course"),
+                ("state", "=", "synced"),
+            ],
+            limit=5,
+        )
+        found = {}
+        for course in courses:
+            for user in client.get_enrolled_users(
+                course.moodle_id, userfields="id,roles"
+            ):
+                for role in user.get("roles") or []:
+                    found.setdefault(role.get("shortname"), role.get("roleid"))
+            if "student" in found and "editingteacher" in found:
+                break
+        values = {}
+        if found.get("student"):
+            values["student_role_id"] = found["student"]
+        if found.get("editingteacher"):
+            values["teacher_role_id"] = found["editingteacher"]
+        return values
 
     def _enabled_features(self):
         self.ensure_one()
@@ -659,6 +703,42 @@ class MoodleInstance(models.Model):
             return summary, counts
 
         return self._run("grades", work)[0]
+
+    def _enqueue_completion(self):
+        self.ensure_one()
+        delayed = self._moodle_delay(
+            "pull:completion", _("Moodle completion pull from %s", self.name)
+        )
+        return delayed and delayed._job_pull_completion()
+
+    def _job_pull_completion(self):
+        """Job: pull course completion alone (instances that run it apart)."""
+        self.ensure_one()
+        if not self.active:
+            return "instance archived: nothing pulled"
+
+        def work(client):
+            result = SyncCompletion(self, client).run()
+            summary = ", ".join(
+                f"{k}: {v}" for k, v in sorted(result.completion.items())
+            )
+            if result.errors:
+                summary += "\n" + "\n".join(result.errors[:50])
+            return summary or "no enrolments", {
+                "updated": sum(result.completion.values()),
+                "failed": result.completion.get("error", 0),
+            }
+
+        return self._run("completion", work)[0]
+
+    @api.model
+    def _cron_completion_pull(self):
+        """Cron (every 6 hours): completion for the instances that run it apart."""
+        for instance in self.search(
+            [("pull_completion", "=", True), ("completion_schedule", "=", "separate")]
+        ):
+            if instance._moodle_eta() is None:
+                instance._enqueue_completion()
 
     @api.model
     def _cron_grade_pull(self):

@@ -4,7 +4,8 @@ PUSHED_FIELDS = {"name", "code", "course_id", "active"}
 
 
 class OpBatch(models.Model):
-    _inherit = "op.batch"
+    _name = "op.batch"
+    _inherit = ["op.batch", "moodle.binding.mixin"]
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -4,7 +4,8 @@ CATEGORY_FIELDS = {"name", "code", "department_id", "active"}
 
 
 class OpCourse(models.Model):
-    _inherit = "op.course"
+    _name = "op.course"
+    _inherit = ["op.course", "moodle.binding.mixin"]
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -4,7 +4,8 @@ PUSHED_FIELDS = {"name", "code", "parent_id"}
 
 
 class OpDepartment(models.Model):
-    _inherit = "op.department"
+    _name = "op.department"
+    _inherit = ["op.department", "moodle.binding.mixin"]
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -13,7 +13,8 @@ PUSHED_FIELDS = {
 
 
 class OpFaculty(models.Model):
-    _inherit = "op.faculty"
+    _name = "op.faculty"
+    _inherit = ["op.faculty", "moodle.binding.mixin"]
 
     @api.model_create_multi
     def create(self, vals_list):

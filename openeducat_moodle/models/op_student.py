@@ -13,7 +13,8 @@ PUSHED_FIELDS = {
 
 
 class OpStudent(models.Model):
-    _inherit = "op.student"
+    _name = "op.student"
+    _inherit = ["op.student", "moodle.binding.mixin"]
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -4,7 +4,8 @@ PUSHED_FIELDS = {"student_id", "course_id", "batch_id", "subject_ids", "active"}
 
 
 class OpStudentCourse(models.Model):
-    _inherit = "op.student.course"
+    _name = "op.student.course"
+    _inherit = ["op.student.course", "moodle.binding.mixin"]
 
     # Archiving an enrolment withdraws the student from its Moodle courses.
     active = fields.Boolean(default=True)

@@ -4,7 +4,8 @@ PUSHED_FIELDS = {"name", "code", "department_id", "active"}
 
 
 class OpSubject(models.Model):
-    _inherit = "op.subject"
+    _name = "op.subject"
+    _inherit = ["op.subject", "moodle.binding.mixin"]
 
     def write(self, vals):
         res = super().write(vals)

@@ -100,18 +100,21 @@ class OdooAttendanceSide(AttendanceSide):
     # --------------------------------------------------------------- helpers
 
     def course_refs(self):
-        """The mapped courses, with the attendance ids their mapping keeps."""
-        return [
-            CourseRef(
-                courseid,
-                mapping.external_key,
-                [
-                    int(i)
-                    for i in (mapping.extra_data or {}).get("attendance_ids") or []
-                ],
-            )
-            for courseid, mapping in sorted(self.courses.items())
-        ]
+        """The mapped courses, with the attendance ids their mapping keeps
+        (and, should that list have been lost, the ids seen on the links)."""
+        seen = collections.defaultdict(set)
+        for links in self.links.values():
+            for mapping in links.values():
+                extra = mapping.extra_data or {}
+                if extra.get("attendance"):
+                    seen[mapping.moodle_idnumber].add(int(extra["attendance"]))
+        refs = []
+        for courseid, mapping in sorted(self.courses.items()):
+            known = (mapping.extra_data or {}).get("attendance_ids") or []
+            ids = [int(i) for i in known]
+            ids += sorted(seen[mapping.external_key] - set(ids))
+            refs.append(CourseRef(courseid, mapping.external_key, ids))
+        return refs
 
     @staticmethod
     def _subject_program(course):
@@ -121,9 +124,9 @@ class OdooAttendanceSide(AttendanceSide):
         student = self.students.get(userid)
         return self.batches.get((student, program)) if student else None
 
-    def _sheets(self, domain):
+    def _sheets(self, domain, limit=None):
         return self.env["op.attendance.sheet"].search(
-            [("state", "!=", "cancel"), *domain], order="id"
+            [("state", "!=", "cancel"), *domain], order="id", limit=limit
         )
 
     def _new_link(self, course, session, batch, sheet):
@@ -175,8 +178,9 @@ class OdooAttendanceSide(AttendanceSide):
                     ("register_id.batch_id", "=", batch),
                     ("attendance_date", "=", date),
                     ("id", "not in", list(self.linked_sheets)),
-                ]
-            )[:1]
+                ],
+                limit=1,
+            )
             if sheet:
                 self._new_link(course, session, batch, sheet)
 
@@ -366,7 +370,10 @@ class SyncAttendance:
         return core.moodle_prerequisites(self.caps)
 
     def _tz(self):
-        return self.env.company.partner_id.tz or self.env.user.tz or "UTC"
+        """The time zone of session dates: the company's, else the admin's.
+        Not the running user's, so that a cron and a button agree."""
+        admin = self.env.ref("base.user_admin", raise_if_not_found=False)
+        return self.env.company.partner_id.tz or (admin and admin.sudo().tz) or "UTC"
 
     def run(self):
         """Check the prerequisites, then sync every mapped course.

@@ -329,7 +329,7 @@ class SyncGrades:
                 self._apply_course(writer, course)
             if not self.dry_run:
                 self._recompute_gradebooks(writer)
-        if instance.pull_completion:
+        if instance.pull_completion and instance.completion_schedule == "with_grades":
             SyncCompletion(self.instance, self.client, self.dry_run, self.result).run()
         return self.result
 

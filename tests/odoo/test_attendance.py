@@ -1,5 +1,6 @@
 import calendar
 import datetime
+import zoneinfo
 from unittest import mock
 
 from odoo.tests import tagged
@@ -61,9 +62,8 @@ class TestAttendance(MoodleCase):
         # test moves it.
         self.tx = calendar.timegm(self.env.cr.now().timetuple())
         fm.clock = lambda: self.tx - 3600
-        self.day = datetime.datetime.fromtimestamp(
-            self.tx - 3600, datetime.timezone.utc
-        ).date()
+        self.tz = zoneinfo.ZoneInfo(service.SyncAttendance(self.instance, None)._tz())
+        self.day = datetime.datetime.fromtimestamp(self.tx - 3600, self.tz).date()
         fm.reset_calls()
 
     # ------------------------------------------------------------ helpers
@@ -277,9 +277,7 @@ class TestAttendance(MoodleCase):
         ]
         self.assertEqual(session["description"], f"oec_attendance_sheet_{sheet.id}")
         self.assertEqual(
-            datetime.datetime.fromtimestamp(
-                session["sessdate"], datetime.timezone.utc
-            ).date(),
+            datetime.datetime.fromtimestamp(session["sessdate"], self.tz).date(),
             self.day,
         )
         self.assertEqual(
@@ -474,3 +472,21 @@ class TestAttendance(MoodleCase):
             ],
         )
         self.assertFalse(self.lines())
+
+    def test_lost_activity_ids_are_recovered_from_the_session_links(self):
+        attid, session = self.first_run_with_a_session()
+        self.fm.set_attendance_status_by_acronym(session, self.ann_id, "P")
+        self.instance._job_sync_attendance()
+        mapping = self.course_mapping()
+        mapping.extra_data = {}  # e.g. overwritten by a concurrent push
+        self.fm.reset_calls()
+        summary = self.instance._job_sync_attendance()
+        self.assertEqual(
+            [
+                a
+                for a in self.fm.attendances.values()
+                if a["courseid"] == self.course["id"]
+            ],
+            [self.fm.attendances[attid]],
+        )
+        self.assertIn("1 unchanged", summary)

@@ -90,3 +90,45 @@ class TestModels(MoodleCase):
         for view in views:
             arch = self.env[view.model].get_view(view.id, view.type)["arch"]
             self.assertTrue(arch)
+
+
+@tagged("post_install", "-at_install")
+class TestRecordsShowTheirMoodleState(MoodleCase):
+    def test_problem_is_reported_on_the_record_and_roles_looked_up(self):
+        from .common import make_institution
+
+        env = self.env(context=dict(self.env.context, connector_no_export=True))
+        data = make_institution(env, "S")
+        self.instance.department_ids = data["dept"]
+        self.instance.write({"student_role_id": 55, "teacher_role_id": 33})
+        self.instance._job_push()
+        self.assertEqual(data["ann"].moodle_sync_state, "synced")
+        self.assertEqual(data["nomail"].moodle_sync_state, "blocked")
+        self.assertIn("email", data["nomail"].moodle_sync_error)
+        action = data["nomail"].action_moodle_mappings()
+        self.assertEqual(
+            self.env["moodle.mapping"].search(action["domain"]).external_key,
+            f"oec_student_{data['nomail'].id}",
+        )
+
+    def test_role_ids_are_looked_up_from_moodle(self):
+        from .common import make_institution
+
+        env = self.env(context=dict(self.env.context, connector_no_export=True))
+        data = make_institution(env, "L")
+        self.instance.department_ids = data["dept"]
+        self.instance._job_push()
+        self.instance.write({"student_role_id": 55, "teacher_role_id": 33})
+        self.instance.action_test_connection()
+        self.assertEqual(
+            (self.instance.student_role_id, self.instance.teacher_role_id), (5, 3)
+        )
+
+    def test_eight_switchable_crons(self):
+        crons = (
+            self.env["ir.cron"]
+            .with_context(active_test=False)
+            .search([("cron_name", "ilike", "Moodle:")])
+        )
+        self.assertGreaterEqual(len(crons), 7)
+        self.assertTrue(all(c.active for c in crons))
