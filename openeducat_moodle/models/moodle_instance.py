@@ -17,7 +17,15 @@ from ..services.push import SyncPush
 from ..sync.backoff import RETRY_DELAYS
 from ..sync.reconcile import DriftCheck
 
-RUN_COUNTERS = ("created", "updated", "unchanged", "failed", "blocked", "unenrolled")
+RUN_COUNTERS = (
+    "created",
+    "updated",
+    "unchanged",
+    "failed",
+    "blocked",
+    "unenrolled",
+    "conflicts",
+)
 
 _logger = logging.getLogger(__name__)
 

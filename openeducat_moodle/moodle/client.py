@@ -292,8 +292,7 @@ class MoodleClient:
             if (
                 isinstance(error, MoodleRecordError)
                 and "missing_record" in str(error.exception or "")
-                and self.site_functions is not None
-                and name not in self.site_functions
+                and self._function_missing(name)
             ):
                 # Moodle 5.1 no longer names the external_functions table: a
                 # missing record for a function the site does not list is the
@@ -317,6 +316,14 @@ class MoodleClient:
                 ),
             )
         return data
+
+    def _function_missing(self, name):
+        """Whether the site lacks ``name`` (asks Moodle once if not known)."""
+        if name == "core_webservice_get_site_info":
+            return False
+        if self.site_functions is None:
+            self.capabilities()
+        return name not in self.site_functions
 
     def _not_json(self, text, name):
         """Explain a body that is not JSON: XML error, HTML page or garbage."""

@@ -16,6 +16,9 @@ from ..sync.store import Mapping, Store
 
 _logger = logging.getLogger(__name__)
 
+# The keys of extra_data the push core owns (and may remove).
+PUSH_EXTRA_KEYS = frozenset({"failed_hash", "attempts", "groupid", "note"})
+
 MAPPING_FIELDS = [
     "external_key",
     "res_model",
@@ -86,13 +89,28 @@ class OdooStore(Store):
         }
 
     def save(self, mappings):
-        to_create = []
+        to_create, to_write = [], []
         for mapping in mappings:
             record_id = self._ids.get((mapping.kind, mapping.key))
-            if record_id:
-                self.model.browse(record_id).write(self._vals(mapping))
-            else:
-                to_create.append(mapping)
+            (to_write if record_id else to_create).append(mapping)
+        if to_write:
+            # Other services keep their own keys in extra_data (attendance
+            # activity ids…): keep them, replace only the push core's.
+            ids = [self._ids[m.kind, m.key] for m in to_write]
+            stored = {
+                r["id"]: r["extra_data"] or {}
+                for r in self.model.browse(ids).read(["extra_data"])
+            }
+            for mapping, record_id in zip(to_write, ids, strict=True):
+                vals = self._vals(mapping)
+                extra = {
+                    k: v
+                    for k, v in stored[record_id].items()
+                    if k not in PUSH_EXTRA_KEYS
+                }
+                extra.update(mapping.extra)
+                vals["extra_data"] = extra or False
+                self.model.browse(record_id).write(vals)
         if to_create:
             records = self.model.create(
                 [

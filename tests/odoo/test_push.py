@@ -233,6 +233,16 @@ class TestPushJobs(MoodleCase):
         self.assertEqual(course["fullname"], "Linear Algebra (Program T)")
         self.assertEqual(self.fm.write_call_count(), 1)
 
+    def test_push_keeps_other_services_keys_in_extra_data(self):
+        d = self.data
+        self.instance._job_push()
+        alg = d["subjects"][0]
+        mapping = self.mapping("course", f"oec_subj_{alg.id}_course_{d['program'].id}")
+        mapping.extra_data = {"attendance_ids": [7], "failed_hash": "stale"}
+        alg.with_context(connector_no_export=True).write({"name": "Algebra X"})
+        self.instance._job_push(["subjects"], {"op.subject": [alg.id]})
+        self.assertEqual(mapping.extra_data, {"attendance_ids": [7]})
+
     def test_access_error_pauses_the_instance(self):
         self.fm.token = "rotated"
         summary = self.instance._job_push()

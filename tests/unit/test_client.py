@@ -397,3 +397,19 @@ def test_moodle51_version_and_missing_function(rsps, client):
     # A listed function: a record is missing.
     with pytest.raises(MoodleRecordError):
         client.call("core_webservice_get_site_info")
+
+
+def test_moodle51_missing_function_is_found_without_a_prior_site_info():
+    from tests.fake_moodle import FakeMoodle
+
+    fm = FakeMoodle(token="simtoken", flavour="5.1")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        fm.install(mock, base_url=BASE)
+        client = MoodleClient(BASE, "simtoken")
+        with pytest.raises(MoodleAccessError) as info:
+            client.call("local_nothere_function")
+        assert info.value.errorcode == "functionmissing"
+        # A record that is missing stays a record error.
+        with pytest.raises(MoodleRecordError):
+            client.call("mod_quiz_get_user_best_grade", quizid=999, userid=2)
+        assert fm.call_counts["core_webservice_get_site_info"] == 1
