@@ -130,5 +130,5 @@ class TestRecordsShowTheirMoodleState(MoodleCase):
             .with_context(active_test=False)
             .search([("cron_name", "ilike", "Moodle:")])
         )
-        self.assertGreaterEqual(len(crons), 7)
+        self.assertEqual(len(crons), 8)
         self.assertTrue(all(c.active for c in crons))
