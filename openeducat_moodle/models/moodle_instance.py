@@ -65,6 +65,7 @@ class MoodleInstance(models.Model):
         string="Web Service Token",
         groups="openeducat_moodle.group_moodle_manager",
         copy=False,
+        exportable=False,
     )
     connect_timeout = fields.Integer(default=10, help="Seconds.")
     read_timeout = fields.Integer(default=120, help="Seconds.")
@@ -279,6 +280,12 @@ class MoodleInstance(models.Model):
         for instance in self:
             if instance.auth_method == "other" and not instance.auth_plugin:
                 raise ValidationError(_("Name the Moodle authentication plugin."))
+
+    def export_data(self, fields_to_export):
+        """The token never leaves Odoo, not even in an export."""
+        if any(f.split("/")[0] == "token" for f in fields_to_export):
+            raise UserError(_("The web-service token cannot be exported."))
+        return super().export_data(fields_to_export)
 
     # === CLIENT === #
 

@@ -1,6 +1,6 @@
 from psycopg2 import IntegrityError
 
-from odoo.exceptions import AccessError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
@@ -25,9 +25,16 @@ class TestModels(MoodleCase):
             self.instance.with_user(user).read(["token"])[0]["token"], "simtoken"
         )
 
-    def test_token_is_not_copied(self):
+    def test_token_is_not_copied_nor_exported(self):
         copy = self.instance.copy()
         self.assertFalse(copy.sudo().token)
+        fields = self.env["moodle.instance"].fields_get()
+        self.assertFalse(fields["token"]["exportable"])
+        with self.assertRaises(UserError):
+            self.instance.export_data(["name", "token"])
+        self.assertEqual(
+            self.instance.export_data(["name"])["datas"], [["Test Moodle"]]
+        )
 
     def test_client_masks_token(self):
         client = self.instance._get_client()
