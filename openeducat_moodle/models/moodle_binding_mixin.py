@@ -1,11 +1,38 @@
-from odoo import _, fields, models
+from odoo import _, api, fields, models
 
 
 class MoodleBindingMixin(models.AbstractModel):
-    """What an OpenEduCat record shows of its Moodle counterparts."""
+    """An OpenEduCat model pushed to Moodle: save hooks, and what a record
+    shows of its Moodle counterparts.
+
+    A model declares what its saves push: ``_moodle_create_phases`` for a new
+    record, and ``_moodle_write_phases``, a list of ``(fields, phases)`` where
+    the first entry whose fields were written wins. The hooks only enqueue
+    jobs (never call Moodle in the user's transaction), and nothing at all
+    under ``connector_no_export``.
+    """
 
     _name = "moodle.binding.mixin"
     _description = "Moodle sync state of an OpenEduCat record"
+    _moodle_create_phases = ()
+    _moodle_write_phases = ()
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        records = super().create(vals_list)
+        if self._moodle_create_phases:
+            self.env["moodle.instance"]._moodle_enqueue_push(
+                list(self._moodle_create_phases), records
+            )
+        return records
+
+    def write(self, vals):
+        res = super().write(vals)
+        for watched, phases in self._moodle_write_phases:
+            if watched & set(vals):
+                self.env["moodle.instance"]._moodle_enqueue_push(list(phases), self)
+                break
+        return res
 
     moodle_sync_state = fields.Selection(
         [
@@ -62,3 +89,19 @@ class MoodleBindingMixin(models.AbstractModel):
             "view_mode": "tree,form",
             "domain": [("res_model", "=", self._name), ("res_id", "=", self.id)],
         }
+
+
+# A person's fields that their Moodle account carries.
+PERSON_FIELDS = frozenset(
+    {
+        "name",
+        "first_name",
+        "middle_name",
+        "last_name",
+        "email",
+        "active",
+        "user_id",
+        "lang",
+        "main_department_id",
+    }
+)

@@ -1,29 +1,16 @@
-from odoo import api, models
-
-CATEGORY_FIELDS = {"name", "code", "department_id", "active"}
+from odoo import models
 
 
 class OpCourse(models.Model):
     _name = "op.course"
     _inherit = ["op.course", "moodle.binding.mixin"]
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        records = super().create(vals_list)
-        self.env["moodle.instance"]._moodle_enqueue_push(
-            ["programs", "subjects", "batches"], records
-        )
-        return records
-
-    def write(self, vals):
-        res = super().write(vals)
-        instances = self.env["moodle.instance"]
-        if "subject_ids" in vals:
-            # New subjects become courses, with the batch groups and the
-            # enrolments of students who have not chosen subjects yet.
-            instances._moodle_enqueue_push(
-                ["programs", "subjects", "batches", "enrolments"], self
-            )
-        elif CATEGORY_FIELDS & set(vals):
-            instances._moodle_enqueue_push(["programs", "subjects"], self)
-        return res
+    # New subjects become courses, with the batch groups and the enrolments
+    # of the students who have not chosen subjects yet.
+    _moodle_create_phases = ("programs", "subjects", "batches")
+    _moodle_write_phases = [
+        (frozenset({"subject_ids"}), ("programs", "subjects", "batches", "enrolments")),
+        (
+            frozenset({"name", "code", "department_id", "active"}),
+            ("programs", "subjects"),
+        ),
+    ]

@@ -1,29 +1,12 @@
-from odoo import api, models
+from odoo import models
 
-PUSHED_FIELDS = {
-    "name",
-    "first_name",
-    "middle_name",
-    "last_name",
-    "email",
-    "active",
-    "user_id",
-    "lang",
-}
+from .moodle_binding_mixin import PERSON_FIELDS
 
 
 class OpStudent(models.Model):
     _name = "op.student"
     _inherit = ["op.student", "moodle.binding.mixin"]
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        records = super().create(vals_list)
-        self.env["moodle.instance"]._moodle_enqueue_push(["users"], records)
-        return records
-
-    def write(self, vals):
-        res = super().write(vals)
-        if PUSHED_FIELDS & set(vals):
-            self.env["moodle.instance"]._moodle_enqueue_push(["users"], self)
-        return res
+    _moodle_create_phases = ("users",)
+    _moodle_write_phases = [
+        (PERSON_FIELDS, ("users",)),
+    ]

@@ -1,30 +1,19 @@
-from odoo import api, fields, models
-
-PUSHED_FIELDS = {"student_id", "course_id", "batch_id", "subject_ids", "active"}
+from odoo import fields, models
 
 
 class OpStudentCourse(models.Model):
     _name = "op.student.course"
     _inherit = ["op.student.course", "moodle.binding.mixin"]
+    _moodle_create_phases = ("users", "enrolments")
+    _moodle_write_phases = [
+        (
+            frozenset({"student_id", "course_id", "batch_id", "subject_ids", "active"}),
+            ("users", "enrolments"),
+        ),
+    ]
 
     # Archiving an enrolment withdraws the student from its Moodle courses.
     active = fields.Boolean(default=True)
-
-    @api.model_create_multi
-    def create(self, vals_list):
-        records = super().create(vals_list)
-        self.env["moodle.instance"]._moodle_enqueue_push(
-            ["users", "enrolments"], records
-        )
-        return records
-
-    def write(self, vals):
-        res = super().write(vals)
-        if PUSHED_FIELDS & set(vals):
-            self.env["moodle.instance"]._moodle_enqueue_push(
-                ["users", "enrolments"], self
-            )
-        return res
 
     def unlink(self):
         # Enqueued before the rows go: the job unenrols what they mapped.

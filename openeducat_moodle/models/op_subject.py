@@ -1,14 +1,10 @@
 from odoo import models
 
-PUSHED_FIELDS = {"name", "code", "department_id", "active"}
-
 
 class OpSubject(models.Model):
     _name = "op.subject"
     _inherit = ["op.subject", "moodle.binding.mixin"]
-
-    def write(self, vals):
-        res = super().write(vals)
-        if PUSHED_FIELDS & set(vals):
-            self.env["moodle.instance"]._moodle_enqueue_push(["subjects"], self)
-        return res
+    _moodle_create_phases = ()
+    _moodle_write_phases = [
+        (frozenset({"name", "code", "department_id", "active"}), ("subjects",)),
+    ]

@@ -37,6 +37,12 @@ class WsFunction:
     optional: bool = False
 
 
+# What an optional function adds, for the README (default: session creation).
+OPTIONAL_NOTES = {
+    "core_course_get_contents": "finds attendance activities added in Moodle",
+}
+DEFAULT_OPTIONAL_NOTE = "lets the connector create sessions"
+
 # Features, in the order an admin reads them, with a human label.
 FEATURES = {
     "connection": "Connection test and health check",
@@ -102,6 +108,9 @@ _ALL = [
     # works on sessions that already exist in Moodle.
     _F("mod_attendance_add_attendance", WRITE, "attendance", optional=True),
     _F("mod_attendance_add_session", WRITE, "attendance", optional=True),
+    # Lists a course's activities: attendance activities a teacher adds in
+    # Moodle are found and read (without it, only the connector's own).
+    _F("core_course_get_contents", READ, "attendance", optional=True),
     _F("core_course_delete_categories", WRITE, "cleanup", "categories", "null"),
     _F("core_course_delete_courses", WRITE, "cleanup"),
     _F("core_group_delete_groups", WRITE, "cleanup"),
@@ -143,6 +152,7 @@ def markdown():
         if function.legacy:
             need += f" (older plugin: `{function.legacy}`)"
         if function.optional:
-            need += "; optional: lets the connector create sessions"
+            note = OPTIONAL_NOTES.get(function.name, DEFAULT_OPTIONAL_NOTE)
+            need += f"; optional: {note}"
         lines.append(f"| `{function.name}` | {function.kind} | {need} |")
     return "\n".join(lines) + "\n"

@@ -566,6 +566,42 @@ class MoodleClient:
     def delete_courses(self, courseids):
         return self.call("core_course_delete_courses", courseids=list(courseids))
 
+    def get_course_modules(self, courseid, modname=None):
+        """Return the activities of a course, from every section.
+
+        One ``core_course_get_contents`` call. Moodle 5.x question banks
+        (``modname`` ``qbank``, hidden modules that are not activities) are
+        left out.
+
+        :param int courseid: the Moodle course
+        :param str modname: only modules of this type (e.g. ``attendance``)
+        :return: dicts ``id`` (the cmid), ``instance`` (the activity's own
+            id, e.g. the attendance id), ``modname``, ``name``, ``visible``
+        :rtype: list[dict]
+        """
+        options = [{"name": "excludecontents", "value": 1}]
+        if modname:
+            options.append({"name": "modname", "value": modname})
+        sections = self.call(
+            "core_course_get_contents", courseid=courseid, options=options
+        )
+        modules = []
+        for section in sections or []:
+            for module in section.get("modules") or []:
+                kind = module.get("modname")
+                if kind == "qbank" or (modname and kind != modname):
+                    continue
+                modules.append(
+                    {
+                        "id": int(module["id"]),
+                        "instance": int(module["instance"]),
+                        "modname": kind,
+                        "name": module.get("name") or "",
+                        "visible": int(module.get("visible", 1) or 0),
+                    }
+                )
+        return modules
+
     # ------------------------------------------------------------------
     # Users
     # ------------------------------------------------------------------

@@ -65,6 +65,7 @@ class OdooAttendanceSide(AttendanceSide):
         self.users = {}  # op.student id -> moodle user id
         self.batches = {}  # (student, program) -> batch
         self.courses = {}  # moodle course id -> course mapping
+        self.with_students = set()  # course keys with a mapped student enrolled
         self.links = collections.defaultdict(dict)  # session -> {batch: mapping}
         self.linked_sheets = set()
         self._load()
@@ -88,6 +89,11 @@ class OdooAttendanceSide(AttendanceSide):
             parsed = idnumbers.parse(m.external_key)
             if m.moodle_id and parsed and parsed[0] == "subject_course":
                 self.courses[m.moodle_id] = m
+        for m in self._search("enrolment", [("res_model", "=", "op.student.course")]):
+            user_key, _sep, course_key = (m.external_key or "").partition("@")
+            parsed = idnumbers.parse(user_key)
+            if parsed and parsed[0] == "student" and parsed[1][0] in self.users:
+                self.with_students.add(course_key)
         for row in self.env["op.student.course"].search_read(
             [("student_id", "!=", False)], ["student_id", "course_id", "batch_id"]
         ):
@@ -113,7 +119,14 @@ class OdooAttendanceSide(AttendanceSide):
             known = (mapping.extra_data or {}).get("attendance_ids") or []
             ids = [int(i) for i in known]
             ids += sorted(seen[mapping.external_key] - set(ids))
-            refs.append(CourseRef(courseid, mapping.external_key, ids))
+            refs.append(
+                CourseRef(
+                    courseid,
+                    mapping.external_key,
+                    ids,
+                    has_students=mapping.external_key in self.with_students,
+                )
+            )
         return refs
 
     @staticmethod
@@ -317,9 +330,15 @@ class OdooAttendanceSide(AttendanceSide):
         self._new_link(course, session, record.batch_id.id, record)
 
     def record_attendance(self, course, attendanceid):
+        self.record_attendances(course, [attendanceid])
+
+    def record_attendances(self, course, attendanceids):
+        """Add activity ids to the course mapping's ``attendance_ids`` (kept
+        in order, without repeats), in one write."""
         mapping = self.courses[course.courseid]
         extra = dict(mapping.extra_data or {})
-        ids = [*(extra.get("attendance_ids") or []), attendanceid]
+        ids = [int(i) for i in extra.get("attendance_ids") or []]
+        ids += [int(i) for i in attendanceids if int(i) not in ids]
         mapping.write({"extra_data": {**extra, "attendance_ids": ids}})
 
 
@@ -398,5 +417,6 @@ class SyncAttendance:
             can_create=core.can_create(self.caps),
             tz=side.tz,
             dry_run=self.dry_run,
+            can_discover=core.can_discover(self.caps),
         )
         return sync.run(side.course_refs())

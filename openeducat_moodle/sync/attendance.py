@@ -22,9 +22,12 @@ and counted, in every direction.
 Which Moodle attendance activities are read: the ones the connector knows for
 each mapped course, i.e. the activity it created there
 (``mod_attendance_add_attendance``) plus any id recorded on the course
-mapping. The web-service catalogue has no function that lists the activities
-of a course, so an attendance activity a teacher adds by hand is not seen
-until its id is recorded on the course mapping (``attendance_ids``).
+mapping (``attendance_ids``). When the token's service has
+``core_course_get_contents`` (optional), the attendance activities of each
+mapped course that has students are also listed in Moodle, one call per
+course, so that an activity a teacher adds by hand is found; its id is then
+recorded on the course mapping. Without that function, such an activity is
+not seen until its id is recorded on the course mapping by hand.
 """
 
 import dataclasses
@@ -52,6 +55,8 @@ ATTENDANCE_NAME = "Attendance"
 SESSION_MARKER = "oec_attendance_sheet_{}"
 SESSION_HOUR = 12  # local noon: the session stays on its date in every zone
 SESSION_DURATION = 3600
+DISCOVERY_FUNCTION = "core_course_get_contents"
+MODNAME = "attendance"
 
 
 def moodle_prerequisites(caps):
@@ -88,6 +93,12 @@ def can_create(caps):
     return {"mod_attendance_add_attendance", "mod_attendance_add_session"} <= set(
         caps.site.functions
     )
+
+
+def can_discover(caps):
+    """Whether the site lets the connector list a course's attendance
+    activities (``core_course_get_contents``, optional in the service)."""
+    return DISCOVERY_FUNCTION in caps.site.functions
 
 
 def flags_for(acronym):
@@ -225,11 +236,15 @@ def decide(direction, oec, moodle, baseline=None, oec_time=None, moodle_time=Non
 
 @dataclasses.dataclass
 class CourseRef:
-    """A mapped Moodle course and the attendance activities known in it."""
+    """A mapped Moodle course and the attendance activities known in it.
+
+    ``has_students``: OpenEduCat students are mapped to the course (its
+    activities are only looked up in Moodle then)."""
 
     courseid: int
     key: str
     attendance_ids: list = dataclasses.field(default_factory=list)
+    has_students: bool = True
 
 
 @dataclasses.dataclass
@@ -259,6 +274,7 @@ class AttendanceResult:
     no_batch: int = 0
     no_session: int = 0
     attendances_created: int = 0
+    attendances_found: int = 0
     sessions_created: int = 0
     failed: int = 0
     errors: list = dataclasses.field(default_factory=list)
@@ -279,6 +295,8 @@ class AttendanceResult:
         )
         if self.no_session:
             text += f", {self.no_session} sheets without a Moodle session"
+        if self.attendances_found:
+            text += f", {self.attendances_found} activities found in Moodle"
         return text
 
 
@@ -320,6 +338,11 @@ class AttendanceSide:
         """Remember the attendance activity the connector created in a course."""
         raise NotImplementedError
 
+    def record_attendances(self, course, attendanceids):
+        """Remember attendance activities found in a course (added in Moodle)."""
+        for attendanceid in attendanceids:
+            self.record_attendance(course, attendanceid)
+
 
 class AttendanceSync:
     """Run one attendance sync over the mapped courses.
@@ -330,6 +353,9 @@ class AttendanceSync:
     :param str direction: ``moodle``, ``oec`` or ``both``
     :param int takenby: the Moodle user recorded as taker (the token's user)
     :param bool can_create: the site has ``add_attendance``/``add_session``
+    :param bool can_discover: the site has ``core_course_get_contents``: the
+        attendance activities of each course with students are listed in
+        Moodle and the new ones recorded (see :func:`can_discover`)
     :param str tz: the institution's time zone (session dates)
     :param bool dry_run: read Moodle, write nowhere, list the plan
     """
@@ -343,6 +369,7 @@ class AttendanceSync:
         can_create=False,
         tz="UTC",
         dry_run=False,
+        can_discover=False,
     ):
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown attendance direction {direction!r}")
@@ -351,6 +378,7 @@ class AttendanceSync:
         self.direction = direction
         self.takenby = takenby or 0
         self.can_create = can_create
+        self.can_discover = can_discover
         self.tz = tz or "UTC"
         self.dry_run = dry_run
         self.result = AttendanceResult(direction=direction)
@@ -372,8 +400,24 @@ class AttendanceSync:
         self.result.unmapped_users = len(self._unmapped)
         return self.result
 
+    def _discover(self, course, known):
+        """The attendance activities of a course the connector did not know:
+        one ``core_course_get_contents`` call; the new ones are recorded."""
+        found = []
+        for module in self.client.get_course_modules(course.courseid, MODNAME):
+            attid = int(module["instance"])
+            if attid not in known and attid not in found:
+                found.append(attid)
+        if found:
+            self.result.attendances_found += len(found)
+            if not self.dry_run:
+                self.side.record_attendances(course, found)
+        return found
+
     def _course(self, course):
-        ids = list(course.attendance_ids)
+        ids = [int(i) for i in course.attendance_ids]
+        if self.can_discover and course.has_students:
+            ids += self._discover(course, ids)
         if not ids and self.can_create:
             if self.dry_run:
                 self.result.planned.append(("add_attendance", course.key))

@@ -6,6 +6,7 @@ from odoo import fields, models
 
 from ..services.push import SyncPush
 from ..sync.reconcile import Importer
+from ._common import reopen
 
 CSV_COLUMNS = [
     "side",
@@ -63,7 +64,7 @@ class MoodleImportWizard(models.TransientModel):
         summary, error = instance._run("import", work)
         if error is not None:
             self.write({"summary": summary, "state": "done"})
-            return self._reopen()
+            return reopen(self)
         gaps = found["engine"].gaps
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, CSV_COLUMNS)
@@ -92,16 +93,7 @@ class MoodleImportWizard(models.TransientModel):
                 "csv_file": base64.b64encode(buffer.getvalue().encode("utf-8")),
             }
         )
-        return self._reopen()
-
-    def _reopen(self):
-        return {
-            "type": "ir.actions.act_window",
-            "res_model": self._name,
-            "res_id": self.id,
-            "view_mode": "form",
-            "target": "new",
-        }
+        return reopen(self)
 
 
 class MoodleImportWizardLine(models.TransientModel):

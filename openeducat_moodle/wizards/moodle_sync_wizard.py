@@ -6,6 +6,7 @@ from odoo.exceptions import UserError
 from ..services.grades import SyncGrades
 from ..services.push import SyncPush
 from ..sync.push import PHASES
+from ._common import reopen
 
 ACTIONS = [
     ("create", "To create"),
@@ -116,7 +117,7 @@ class MoodleSyncWizard(models.TransientModel):
                 "state": "planned",
             }
         )
-        return self._reopen()
+        return reopen(self)
 
     def _plan_push(self, instance, client, summary):
         service = SyncPush(instance, client, dry_run=True)
@@ -206,7 +207,7 @@ class MoodleSyncWizard(models.TransientModel):
             ):
                 instance._enqueue_attendance()
         self.write({"state": "running", "started_at": started})
-        return self._reopen()
+        return reopen(self)
 
     @api.depends("state", "started_at")
     def _compute_progress(self):
@@ -237,16 +238,7 @@ class MoodleSyncWizard(models.TransientModel):
             wizard.progress = "\n".join(lines)
 
     def action_refresh(self):
-        return self._reopen()
-
-    def _reopen(self):
-        return {
-            "type": "ir.actions.act_window",
-            "res_model": self._name,
-            "res_id": self.id,
-            "view_mode": "form",
-            "target": "new",
-        }
+        return reopen(self)
 
 
 class MoodleSyncWizardLine(models.TransientModel):

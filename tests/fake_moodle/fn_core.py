@@ -421,6 +421,9 @@ class CoreMixin:
                 "send_welcome": True,
             }
         self._create_course_gradebook(courseid)
+        self._add_sections(courseid, self.courses[courseid]["numsections"] or 0)
+        if self.course_qbank and self.moodle51:
+            self.add_qbank(courseid)
         return courseid
 
     def ws_core_course_update_courses(self, courses):
@@ -500,6 +503,7 @@ class CoreMixin:
                 self.grades.pop(key)
         for table in (
             self.grade_categories,
+            self.course_sections,
             self.course_modules,
             self.assignments,
             self.quizzes,

@@ -77,13 +77,16 @@ class GradesMixin:
         self.grade_items[itemid] = item
         return itemid
 
-    def _new_cm(self, courseid, modname, instance):
+    def _new_cm(self, courseid, modname, instance, section=0, visible=1):
         cmid = self._next("cm")
         self.course_modules[cmid] = {
             "id": cmid,
             "courseid": courseid,
             "modname": modname,
             "instance": instance,
+            "section": section,
+            "visible": visible,
+            "contextid": self._next("context"),
         }
         return cmid
 

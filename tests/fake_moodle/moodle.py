@@ -17,6 +17,7 @@ from .errors import (
     unknown_record,
 )
 from .fn_attendance import AttendanceMixin
+from .fn_contents import ContentsMixin
 from .fn_core import CoreMixin
 from .fn_grades import GradesMixin
 from .fn_people import PeopleMixin
@@ -92,7 +93,7 @@ _REASONS = {
 }
 
 
-class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin):
+class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin, ContentsMixin):
     """In-memory Moodle 4.5 (or 5.1) answering REST web-service calls.
 
     :param token: the only accepted ``wstoken``
@@ -132,6 +133,8 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin):
         self.password_min_length = 8
         self.assignable_roles = {3, 4, 5}
         self.course_contact_roles = {3}
+        # 5.1 only: every new course gets a hidden question bank module
+        self.course_qbank = False
         self.faults = []
         self.registered_functions = set(FUNCTIONS)
         self.service_functions = set(FUNCTIONS) - LEGACY_FUNCTIONS
@@ -150,6 +153,7 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin):
         self._ids["user"] = itertools.count(3)
         self._ids["cm"] = itertools.count(101)
         self._ids["att_status"] = itertools.count(5)  # 1-4: plugin defaults
+        self._ids["context"] = itertools.count(30)
         now = self.now()
         self.categories = {
             1: {
@@ -174,6 +178,7 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin):
         self.grade_categories = {}
         self.grade_items = {}
         self.grades = {}
+        self.course_sections = {}
         self.course_modules = {}
         self.assignments = {}
         self.assign_grades = {}
@@ -189,6 +194,7 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin):
             1, {"fullname": "Fake Moodle", "shortname": "fake", "categoryid": 0}
         )
         self.courses[1]["format"] = "site"
+        self._add_sections(1, 1)
         self._add_user_record(1, "guest", "Guest user", " ", "root@localhost")
         self._add_user_record(2, "admin", "Admin", "User", "admin@example.com")
         self.site_admins = {2}

@@ -153,6 +153,7 @@ _CLEANERS = {
     "raw": lambda v: v,
     "raw_trimmed": str.strip,
     "alpha": lambda v: re.sub(r"[^A-Za-z]", "", v),
+    "alphanum": lambda v: re.sub(r"[^A-Za-z0-9]", "", v),
     "alphanumext": lambda v: re.sub(r"[^A-Za-z0-9_-]", "", v),
     "safedir": lambda v: re.sub(r"[^A-Za-z0-9_-]", "", v),
     "plugin": lambda v: v if re.match(r"^([a-z][a-z0-9_]*)?$", v) else "",

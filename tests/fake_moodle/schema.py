@@ -33,6 +33,7 @@ FUNCTIONS = {
     "core_course_create_courses": "write",
     "core_course_update_courses": "write",
     "core_course_delete_courses": "write",
+    "core_course_get_contents": "read",
     "core_group_create_groups": "write",
     "core_group_get_course_groups": "read",
     "core_group_update_groups": "write",
@@ -232,6 +233,10 @@ PARAMS = {
         )
     ),
     "core_course_delete_courses": _p(courseids=multi(req("int"))),
+    "core_course_get_contents": _p(
+        courseid=req("int"),
+        options=multi(struct(name=req("alphanum"), value=req("raw")), DEF, []),
+    ),
     "core_group_create_groups": _p(
         groups=multi(
             struct(

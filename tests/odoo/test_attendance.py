@@ -490,3 +490,109 @@ class TestAttendance(MoodleCase):
             [self.fm.attendances[attid]],
         )
         self.assertIn("1 unchanged", summary)
+
+    # ------------------------------------------- activities added in Moodle
+
+    def teacher_activity(self):
+        """An attendance activity a teacher adds in Moodle's Algebra course
+        (not through the connector), moved to another section, with a taken
+        session."""
+        attid = self.fm.add_attendance(self.course["id"], "Teacher's roll call")
+        self.fm.set_module(self.fm.attendances[attid]["cmid"], section=2)
+        session = self.fm.add_attendance_session(attid, self.tx - 3600, 3600)
+        self.fm.set_attendance_status_by_acronym(session, self.ann_id, "A")
+        self.fm.set_attendance_status_by_acronym(session, self.ben_id, "L")
+        self.fm.reset_calls()
+        return attid, session
+
+    def contents_courses(self):
+        return sorted(
+            int(p["courseid"])
+            for name, p in self.fm.calls
+            if name == "core_course_get_contents"
+        )
+
+    def test_teacher_made_activity_is_pulled_into_registers(self):
+        d = self.data
+        attid, session = self.teacher_activity()
+
+        summary = self.instance._job_sync_attendance()
+
+        self.assertEqual(self.by_student(), {d["ann"]: A, self.ben: L})
+        self.assertEqual(self.course_mapping().extra_data["attendance_ids"], [attid])
+        sheet = self.lines().attendance_id
+        self.assertEqual(len(sheet), 1)
+        self.assertEqual(sheet.attendance_date, self.day)
+        self.assertIn("1 activities found in Moodle", summary)
+        # One call per mapped course that has students (Algebra: Ann and Ben;
+        # Biology: Ann; Chemistry has none), and no second activity in Algebra.
+        biology = self.fm.find_course(
+            idnumber=f"oec_subj_{d['subjects'][1].id}_course_{d['program'].id}"
+        )
+        self.assertEqual(
+            self.contents_courses(), sorted([self.course["id"], biology["id"]])
+        )
+        self.assertEqual(
+            [a["courseid"] for a in self.fm.attendances.values()].count(
+                self.course["id"]
+            ),
+            1,
+        )
+        self.assertEqual(
+            self.fm.call_counts["mod_attendance_add_attendance"],
+            len(d["subjects"]) - 1,
+        )
+
+        # Rerun: known now, recorded once, nothing changes.
+        self.fm.reset_calls()
+        summary = self.instance._job_sync_attendance()
+        self.assertEqual(self.course_mapping().extra_data["attendance_ids"], [attid])
+        self.assertIn("2 unchanged", summary)
+        self.assertNotIn("found in Moodle", summary)
+        self.assertEqual(self.fm.write_call_count(), 0)
+
+        # A later session of the teacher's activity comes in too.
+        later = self.fm.add_attendance_session(attid, self.tx - 3600 + 86400, 3600)
+        self.fm.set_attendance_status_by_acronym(later, self.ann_id, "P")
+        self.instance._job_sync_attendance()
+        self.assertEqual(len(self.lines().attendance_id), 2)
+
+    def test_teacher_activity_next_to_the_connectors_own(self):
+        own, _session = self.first_run_with_a_session()
+        attid, session = self.teacher_activity()
+        self.instance._job_sync_attendance()
+        self.assertEqual(
+            self.course_mapping().extra_data["attendance_ids"], [own, attid]
+        )
+        self.assertEqual(self.by_student(), {self.data["ann"]: A, self.ben: L})
+
+    def test_without_course_contents_a_teacher_activity_is_not_read(self):
+        self.fm.remove_function("core_course_get_contents")
+        attid, _session = self.teacher_activity()
+
+        summary = self.instance._job_sync_attendance()
+
+        self.assertEqual(self.fm.call_counts["core_course_get_contents"], 0)
+        self.assertFalse(self.lines())
+        # old behaviour: the connector makes and reads its own activity
+        known = self.course_mapping().extra_data["attendance_ids"]
+        self.assertEqual(len(known), 1)
+        self.assertNotIn(attid, known)
+        self.assertEqual(
+            self.fm.call_counts["mod_attendance_add_attendance"],
+            len(self.data["subjects"]),
+        )
+        self.assertNotIn("found in Moodle", summary)
+
+    def test_dry_run_plans_the_teacher_activity_and_records_nothing(self):
+        _attid, session = self.teacher_activity()
+        with self.no_moodle_write():
+            summary, lines = self.instance._moodle_attendance_dry_run(
+                self.instance._get_client()
+            )
+        self.assertIn("1 activities found in Moodle", summary)
+        self.assertIn(
+            f"att_session_{session}@user_{self.ann_id}", [x["key"] for x in lines]
+        )
+        self.assertFalse((self.course_mapping().extra_data or {}).get("attendance_ids"))
+        self.assertFalse(self.lines())

@@ -490,3 +490,132 @@ def test_both_the_later_write_wins_a_conflict(fm, site, oec_later):
     # and it is settled: the next run changes nothing
     result = run(fm, side, site["course"], "both")
     assert fm.write_call_count() == 0 and result.conflicts == 0
+
+
+# ------------------------------------------------- activities added in Moodle
+
+
+def discover_run(fm, side, course, direction="moodle", **kw):
+    """A run on a site whose service may list a course's activities."""
+    caps = client(fm).capabilities()
+    return run(fm, side, course, direction, can_discover=att.can_discover(caps), **kw)
+
+
+@pytest.fixture
+def teacher_site(fm, site):
+    """The site's course also holds an attendance activity a teacher added in
+    Moodle (in another section), with a taken session; the connector only
+    knows its own activity."""
+    courseid = site["course"].courseid
+    teacher_att = fm.add_attendance(courseid, "Teacher's roll call")
+    fm.set_module(fm.attendances[teacher_att]["cmid"], section=2)
+    fm.add_assignment(courseid, "Essay")  # not attendance: ignored
+    session = fm.add_attendance_session(teacher_att, T0 + 7200, 3600)
+    s0, s1 = site["users"][:2]
+    fm.set_attendance_status_by_acronym(session, s0, "A")
+    fm.set_attendance_status_by_acronym(session, s1, "L")
+    fm.reset_calls()
+    return {**site, "teacher_att": teacher_att, "teacher_session": session}
+
+
+def test_teacher_made_activity_is_discovered_recorded_and_pulled(fm, teacher_site):
+    s0, s1 = teacher_site["users"][:2]
+    course = teacher_site["course"]
+    side = MemorySide(teacher_site["known"])
+
+    result = discover_run(fm, side, course)
+
+    assert side.attendance == {course.courseid: [teacher_site["teacher_att"]]}
+    assert {
+        u: a for u, (a, _t) in side.lines[teacher_site["teacher_session"]].items()
+    } == {s0: "A", s1: "L"}
+    assert result.attendances_found == 1 and result.created == 2
+    assert "1 activities found in Moodle" in result.summary()
+    assert fm.call_counts["core_course_get_contents"] == 1
+    # both activities read, none created, nothing written to Moodle
+    assert fm.call_counts["mod_attendance_get_sessions"] == 2
+    assert fm.write_call_count() == 0
+
+    # Known from then on: found again, not recorded twice.
+    course.attendance_ids = [*course.attendance_ids, *side.attendance[course.courseid]]
+    result = discover_run(fm, side, course)
+    assert result.attendances_found == 0 and result.unchanged == 2
+    assert side.attendance == {course.courseid: [teacher_site["teacher_att"]]}
+    assert fm.call_counts["mod_attendance_get_sessions"] == 2
+
+
+def test_a_course_with_only_a_teacher_activity_gets_no_connector_activity(
+    fm, teacher_site
+):
+    course = CourseRef(teacher_site["course"].courseid, teacher_site["course"].key)
+    side = MemorySide(teacher_site["known"])
+    result = discover_run(fm, side, course)
+    assert fm.call_counts["mod_attendance_add_attendance"] == 0
+    found = sorted(side.attendance[course.courseid])
+    assert found == sorted([teacher_site["attid"], teacher_site["teacher_att"]])
+    assert result.attendances_found == 2 and result.created == 2
+
+
+def test_no_discovery_without_the_function_or_without_students(fm, teacher_site):
+    s0 = teacher_site["users"][0]
+    course = teacher_site["course"]
+    fm.remove_function("core_course_get_contents")
+    side = MemorySide(teacher_site["known"])
+
+    result = discover_run(fm, side, course)
+
+    assert fm.call_counts["core_course_get_contents"] == 0
+    assert teacher_site["teacher_session"] not in side.lines
+    assert side.attendance == {} and result.attendances_found == 0
+    assert fm.call_counts["mod_attendance_get_sessions"] == 1
+
+    # The function is there, but no student of the course is mapped.
+    fm.add_function("core_course_get_contents")
+    lonely = CourseRef(course.courseid, course.key, [], has_students=False)
+    result = discover_run(fm, side, lonely)
+    assert fm.call_counts["core_course_get_contents"] == 0
+    # old behaviour: the connector makes its own activity
+    assert fm.call_counts["mod_attendance_add_attendance"] == 1
+    assert result.attendances_created == 1 and result.attendances_found == 0
+    assert s0 not in side.lines.get(teacher_site["teacher_session"], {})
+
+
+def test_discovery_reads_only_the_course_s_attendance(fm, teacher_site):
+    other = fm.add_course("Geometry", "GEO_PRG", idnumber="oec_subj_2_course_2")
+    fm.add_attendance(other, "Not this course")
+    fm.reset_calls()
+    side = MemorySide(teacher_site["known"])
+    course = teacher_site["course"]
+    discover_run(fm, side, course)
+    assert side.attendance == {course.courseid: [teacher_site["teacher_att"]]}
+    (_name, params) = next(c for c in fm.calls if c[0] == "core_course_get_contents")
+    assert int(params["courseid"]) == course.courseid
+
+
+def test_discovery_on_a_51_site_with_a_question_bank():
+    fm = FakeMoodle(token="simtoken", flavour="5.1")
+    fm.course_qbank = True
+    fm.clock = lambda: T0
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fm.install(rsps, base_url=BASE)
+        courseid = fm.add_course("Algebra", "ALG_PRG", idnumber="oec_subj_1_course_2")
+        userid = fm.add_user("s0", email="s0@uni.test")
+        fm.enrol(courseid, userid)
+        attid = fm.add_attendance(courseid, "Roll call")
+        session = fm.add_attendance_session(attid, T0, 3600)
+        fm.set_attendance_status_by_acronym(session, userid, "P")
+        assert any(m["modname"] == "qbank" for m in fm.course_modules.values())
+        side = MemorySide([userid])
+        result = discover_run(fm, side, CourseRef(courseid, "oec_subj_1_course_2"))
+        assert side.attendance == {courseid: [attid]}
+        assert side.lines[session][userid][0] == "P"
+        assert result.attendances_found == 1 and result.failed == 0
+
+
+def test_dry_run_reads_discovered_activities_but_records_nothing(fm, teacher_site):
+    s0 = teacher_site["users"][0]
+    side = MemorySide(teacher_site["known"])
+    result = discover_run(fm, side, teacher_site["course"], dry_run=True)
+    assert side.attendance == {} and fm.write_call_count() == 0
+    assert result.attendances_found == 1
+    assert ("pull", teacher_site["teacher_session"], s0, "A") in result.planned

@@ -413,3 +413,101 @@ def test_moodle51_missing_function_is_found_without_a_prior_site_info():
         with pytest.raises(MoodleRecordError):
             client.call("mod_quiz_get_user_best_grade", quizid=999, userid=2)
         assert fm.call_counts["core_webservice_get_site_info"] == 1
+
+
+def _module(cmid, instance, modname, name, visible=1, **extra):
+    return {
+        "id": cmid,
+        "instance": instance,
+        "modname": modname,
+        "name": name,
+        "visible": visible,
+        "uservisible": True,
+        "contextid": 900 + cmid,
+        **extra,
+    }
+
+
+def test_course_modules_from_every_section_without_question_banks(rsps, client):
+    rsps.post(
+        URL,
+        json=[
+            {
+                "id": 11,
+                "name": "General",
+                "section": 0,
+                "modules": [
+                    # Moodle 5.1: a course's question bank is a hidden module
+                    _module(101, 1, "qbank", "ALG question bank", 0, candisplay=False),
+                    _module(102, 4, "assign", "Essay"),
+                ],
+            },
+            {"id": 12, "name": "Week 1", "section": 1, "modules": []},
+            {
+                "id": 13,
+                "name": "Week 2",
+                "section": 2,
+                "modules": [_module(105, 7, "attendance", "Roll call", 0)],
+            },
+        ],
+    )
+    assert client.get_course_modules(42) == [
+        {"id": 102, "instance": 4, "modname": "assign", "name": "Essay", "visible": 1},
+        {
+            "id": 105,
+            "instance": 7,
+            "modname": "attendance",
+            "name": "Roll call",
+            "visible": 0,
+        },
+    ]
+    fields = dict(form(rsps.calls[0]))
+    assert fields["wsfunction"] == "core_course_get_contents"
+    assert fields["courseid"] == "42"
+    assert "options[1][name]" not in fields
+
+
+def test_course_modules_of_one_type(rsps, client):
+    rsps.post(
+        URL,
+        json=[
+            {
+                "id": 11,
+                "section": 0,
+                "modules": [
+                    _module(101, 3, "qbank", "bank", 0),
+                    _module(102, 4, "attendance", "Roll call"),
+                    # Moodle filters by modname; anything else is dropped here too
+                    _module(103, 5, "quiz", "Quiz"),
+                ],
+            }
+        ],
+    )
+    modules = client.get_course_modules(42, modname="attendance")
+    assert [(m["id"], m["instance"]) for m in modules] == [(102, 4)]
+    fields = form(rsps.calls[0])
+    assert ("options[1][name]", "modname") in fields
+    assert ("options[1][value]", "attendance") in fields
+
+
+def test_course_modules_against_the_simulator_51_with_a_question_bank():
+    from tests.fake_moodle import FakeMoodle
+
+    fm = FakeMoodle(token="simtoken", flavour="5.1")
+    fm.course_qbank = True
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        fm.install(mock, base_url=BASE)
+        course = fm.add_course("Algebra", "ALG")
+        att = fm.add_attendance(course, "Roll call")
+        quiz = fm.add_quiz(course, "Quiz 1")
+        fm.set_module(fm.attendances[att]["cmid"], section=3)
+        client = MoodleClient(BASE, "simtoken")
+        assert [
+            (m["modname"], m["instance"], m["name"])
+            for m in client.get_course_modules(course)
+        ] == [("quiz", quiz, "Quiz 1"), ("attendance", att, "Roll call")]
+        assert [m["instance"] for m in client.get_course_modules(course, "quiz")] == [
+            quiz
+        ]
+        with pytest.raises(MoodleRecordError):
+            client.get_course_modules(9999)

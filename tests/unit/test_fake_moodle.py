@@ -1298,3 +1298,108 @@ def test_moodle51_xml_error_format(fm51):
     xml = raw_post(encode("local_nothing_here", fmt=None))
     assert "<ERRORCODE>invalidrecordunknown</ERRORCODE>" in xml.text
     assert "<MESSAGE>Can&#x27;t find data record in database.</MESSAGE>" in xml.text
+
+
+# -------------------------------------------------------------- course contents
+def test_course_contents_lists_sections_and_tracked_modules(fm, course):
+    assign = fm.add_assignment(course, "Essay")
+    quiz = fm.add_quiz(course, "Quiz 1")
+    att = post("mod_attendance_add_attendance", courseid=course, name="Roll call")[
+        "attendanceid"
+    ]
+    att_cm = fm.attendances[att]["cmid"]
+    fm.set_module(att_cm, section=2, visible=0)  # moved and hidden by a teacher
+
+    sections = post("core_course_get_contents", courseid=course)
+
+    assert [(s["section"], s["name"]) for s in sections] == [
+        (0, "General"),
+        (1, "New section"),
+        (2, "New section"),
+        (3, "New section"),
+        (4, "New section"),
+    ]
+    assert len({s["id"] for s in sections}) == 5
+    assert [
+        (m["modname"], m["instance"], m["name"]) for m in sections[0]["modules"]
+    ] == [
+        ("assign", assign, "Essay"),
+        ("quiz", quiz, "Quiz 1"),
+    ]
+    (module,) = sections[2]["modules"]
+    assert module["id"] == att_cm and module["instance"] == att
+    assert (module["modname"], module["name"]) == ("attendance", "Roll call")
+    assert (module["visible"], module["uservisible"]) == (0, True)
+    assert {"contextid", "modplural", "url", "visibleoncoursepage"} <= set(module)
+    assert "candisplay" not in module  # 5.x only
+    assert sections[0]["modules"][0]["id"] == fm.assignments[assign]["cmid"]
+
+    # options, as Moodle applies them
+    def contents(**options):
+        return post(
+            "core_course_get_contents",
+            courseid=course,
+            options=[{"name": k, "value": v} for k, v in options.items()],
+        )
+
+    only = contents(modname="attendance")
+    assert [m["instance"] for s in only for m in s["modules"]] == [att]
+    assert len(only) == 5  # sections stay, emptied
+    assert [
+        m["instance"]
+        for s in contents(modname="quiz", modid=quiz)
+        for m in s["modules"]
+    ] == [quiz]
+    assert not [m for s in contents(modname="quiz", modid=999) for m in s["modules"]]
+    assert [m["id"] for s in contents(cmid=att_cm) for m in s["modules"]] == [att_cm]
+    assert [s["section"] for s in contents(sectionnumber=2)] == [2]
+    assert [s["section"] for s in contents(sectionid=sections[1]["id"])] == [1]
+    assert not [m for s in contents(excludemodules=1) for m in s["modules"]]
+    assert contents(excludecontents=1) == sections
+    error(contents(bogus=1), "errorinvalidparam")
+    error(contents(modname="Not a plugin"), "errorinvalidparam")
+    error(
+        post(
+            "core_course_get_contents",
+            courseid=course,
+            options=[{"name": "mod-name", "value": "x"}],
+        ),
+        "invalidparameter",
+    )
+    result = error(post("core_course_get_contents", courseid=999), "invalidrecord")
+    assert result["message"] == "Can't find data record in database table course."
+    assert FUNCTIONS["core_course_get_contents"] == "read"
+
+    # a removed activity leaves the course page, a deleted course everything
+    post("mod_attendance_remove_attendance", attendanceid=att)
+    assert not [m for s in contents(modname="attendance") for m in s["modules"]]
+    fm.delete_course_outside_connector(course)
+    assert not [s for s in fm.course_sections.values() if s["courseid"] == course]
+    assert not [m for m in fm.course_modules.values() if m["courseid"] == course]
+
+
+def test_course_contents_on_51_show_the_hidden_question_bank(fm51):
+    fm51.course_qbank = True
+    course = fm51.add_course("Algebra", "ALG")
+    att = fm51.add_attendance(course, "Roll call")
+    sections = post("core_course_get_contents", courseid=course)
+    bank, roll = sections[0]["modules"]
+    assert (bank["modname"], bank["visible"], bank["candisplay"]) == ("qbank", 0, False)
+    assert bank["name"] == "Algebra course question bank"
+    assert (roll["instance"], roll["candisplay"]) == (att, True)
+    assert sections[0]["component"] is None  # 5.x delegated sections
+    # without the option, no question bank; one can be added by hand
+    fm51.course_qbank = False
+    other = fm51.add_course("Geometry", "GEO")
+    assert not post("core_course_get_contents", courseid=other)[0]["modules"]
+    cmid = fm51.add_qbank(other, "Shared bank")
+    (module,) = post("core_course_get_contents", courseid=other)[0]["modules"]
+    assert (module["id"], module["name"], module["visible"]) == (cmid, "Shared bank", 0)
+
+
+def test_question_banks_are_51_only(fm, course):
+    fm.course_qbank = True
+    other = fm.add_course("Geometry", "GEO")
+    assert not post("core_course_get_contents", courseid=other)[0]["modules"]
+    with pytest.raises(ValueError):
+        fm.add_qbank(course)
