@@ -1,5 +1,5 @@
 """``python -m tests.fake_moodle --port 8099 --token simtoken [--seed-demo]
-[--flavour 5.1]``."""
+[--flavour 5.1 [--course-qbank]]``."""
 
 import argparse
 import threading
@@ -17,6 +17,11 @@ def main(argv=None):
     parser.add_argument("--max-input-vars", type=int, default=5000)
     parser.add_argument("--debug", action="store_true", help="add debuginfo")
     parser.add_argument("--flavour", choices=("4.5", "5.1"), default="4.5")
+    parser.add_argument(
+        "--course-qbank",
+        action="store_true",
+        help="5.1: give every new course a hidden question bank module",
+    )
     parser.add_argument("--seed-demo", action="store_true")
     args = parser.parse_args(argv)
     fm = FakeMoodle(
@@ -24,6 +29,7 @@ def main(argv=None):
     )
     fm.latency = args.latency
     fm.debug = args.debug
+    fm.course_qbank = args.course_qbank
     if args.seed_demo:
         seed_demo(fm)
     server, base_url = fm.serve(args.host, args.port)
