@@ -24,6 +24,4 @@
         "views/menus.xml",
         "views/moodle_instance_attendance_views.xml",
     ],
-    "installable": True,
-    "application": False,
 }

@@ -532,7 +532,7 @@ class MoodleInstance(models.Model):
         if self.env.context.get("connector_no_export") or not records:
             return
         seeds = {records._name: sorted(records.ids)}
-        for instance in self.sudo().search([]):
+        for instance in self.sudo().search([("active", "=", True)]):
             instance._enqueue_push(phases, seeds)
 
     def _enqueue_push(self, phases=None, seeds=None, eta=None, department_ids=None):
@@ -623,7 +623,7 @@ class MoodleInstance(models.Model):
     @api.model
     def _cron_full_push_sync(self):
         """Cron (hourly): enqueue a full push of every active instance."""
-        for instance in self.search([]):
+        for instance in self.search([("active", "=", True)]):
             if instance._moodle_eta() is None:
                 instance._enqueue_push()
 
@@ -758,7 +758,7 @@ class MoodleInstance(models.Model):
     @api.model
     def _cron_grade_pull(self):
         """Cron (every 15 minutes): one grade-pull job per active instance."""
-        for instance in self.search([]):
+        for instance in self.search([("active", "=", True)]):
             if instance._moodle_eta() is None:
                 instance._enqueue_pull()
 
@@ -767,7 +767,7 @@ class MoodleInstance(models.Model):
     @api.model
     def _cron_health_check(self):
         """Cron (every 4 hours): one health-check job per active instance."""
-        for instance in self.search([]):
+        for instance in self.search([("active", "=", True)]):
             instance.with_delay(
                 channel=CHANNEL,
                 identity_key=f"moodle:{instance.id}:health",
@@ -845,7 +845,7 @@ class MoodleInstance(models.Model):
     @api.model
     def _cron_drift_check(self):
         """Cron (daily): one drift-check job per active instance."""
-        for instance in self.search([]):
+        for instance in self.search([("active", "=", True)]):
             delayed = instance._moodle_delay(
                 "drift", _("Moodle drift check of %s", instance.name)
             )

@@ -42,13 +42,16 @@ class MoodleMapping(models.Model):
     )
     res_model = fields.Char(string="OpenEduCat Model", required=True, index=True)
     res_id = fields.Many2oneReference(
-        string="OpenEduCat Record ID", model_field="res_model", index=True
+        string="OpenEduCat Record ID",
+        model_field="res_model",
+        index=True,
+        group_operator=False,
     )
     moodle_model = fields.Selection(
         MOODLE_MODELS, string="Moodle Object", required=True, index=True
     )
     external_key = fields.Char(required=True, index=True)
-    moodle_id = fields.Integer(string="Moodle ID", index=True)
+    moodle_id = fields.Integer(string="Moodle ID", index=True, group_operator=False)
     moodle_idnumber = fields.Char(string="Moodle ID Number", index=True)
     sync_hash = fields.Char(help="SHA-256 of the last payload synced.")
     state = fields.Selection(

@@ -40,6 +40,19 @@ class MoodleSyncRun(models.Model):
     calls_detail = fields.Text(string="Calls by Function")
     message = fields.Text()
 
+    @api.depends("instance_id", "kind", "start_date")
+    def _compute_display_name(self):
+        kinds = dict(KINDS)
+        for run in self:
+            when = (
+                fields.Datetime.to_string(
+                    fields.Datetime.context_timestamp(run, run.start_date)
+                )
+                if run.start_date
+                else ""
+            )
+            run.display_name = f"{kinds.get(run.kind, run.kind)} {when}".strip()
+
     @api.model
     def _cron_cleanup(self, days=90):
         """Cron (daily): drop run logs older than ``days`` days."""

@@ -28,7 +28,7 @@ class MoodleSyncWizard(models.TransientModel):
             return self.env["moodle.instance"].browse(
                 self.env.context.get("active_ids")
             )
-        return self.env["moodle.instance"].search([])
+        return self.env["moodle.instance"].search([("active", "=", True)])
 
     instance_ids = fields.Many2many(
         "moodle.instance",

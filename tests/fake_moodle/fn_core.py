@@ -78,7 +78,7 @@ class CoreMixin:
             "userquota": 104857600,
             "usermaxuploadfilesize": 104857600,
             "userhomepage": 1,
-            "userprivateaccesskey": "0123456789abcdef0123456789abcdef",
+            "userprivateaccesskey": "simulatorPrivateAccessKeyNotReal",
             "siteid": 1,
             "sitecalendartype": "gregorian",
             "usercalendartype": "gregorian",
