@@ -65,6 +65,14 @@ case $? in
   *) fail "unit+contract tests: FAILED" ;;
 esac
 
+echo "== benchmark smoke test (small preset, sync core, simulator over loopback HTTP)"
+if "$PY" -m bench --preset small --mode core --check > "$REPORTS/bench-small.txt" 2>&1; then
+  note "benchmark smoke (small preset): passed, targets met (see $REPORTS/bench-small.txt)"
+else
+  tail -30 "$REPORTS/bench-small.txt"
+  fail "benchmark smoke (small preset): FAILED"
+fi
+
 echo "== docker-compose.yml, validated statically"
 if ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
   && command -v apt-get >/dev/null 2>&1; then

@@ -1,0 +1,215 @@
+"""The benchmark's tables (Markdown) and the targets of issue 7."""
+
+import collections
+
+from openeducat_moodle.moodle.catalogue import FUNCTIONS, WRITE
+
+TARGET_RATIO = 1.05
+TARGET_OUTSIDE = 0.25
+TARGET_NOCHANGE_S = 30.0
+TARGET_PEAK_KIB = 1024 * 1024
+TARGET_REAL_RATIO = 1.25
+
+
+def is_write(function):
+    spec = FUNCTIONS.get(function)
+    return bool(spec and spec.kind == WRITE)
+
+
+def writes(calls):
+    return sum(n for f, n in calls.items() if is_write(f))
+
+
+def reads(calls):
+    return sum(n for f, n in calls.items() if not is_write(f))
+
+
+def _ratio(actual, minimum):
+    if not minimum:
+        return "–" if not actual else "∞"
+    return f"{actual / minimum:.3f}"
+
+
+def _mib(kib):
+    return "–" if kib is None else f"{kib / 1024:.0f}"
+
+
+def summary_table(phases, title=None):
+    """One row per phase: time, calls against the minimum, SQL, memory."""
+    lines = []
+    if title:
+        lines += [f"**{title}**", ""]
+    lines += [
+        (
+            "| phase | wall s | in Moodle s | outside Moodle | write calls | min | "
+            "writes ÷ min | read calls | all ÷ min | SQL queries | peak RSS MiB |"
+        ),
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for p in phases:
+        minimum = sum(p.minimum.values())
+        w, r = writes(p.calls), reads(p.calls)
+        if p.minimum and all(not is_write(f) for f in p.minimum):
+            # a pull: its minimum is in read calls
+            ratio_w, ratio_all = "–", _ratio(w + r, minimum)
+        else:
+            ratio_w, ratio_all = _ratio(w, minimum), _ratio(w + r, minimum)
+        outside = 1 - p.moodle_time / p.wall if p.wall else 0.0
+        lines.append(
+            f"| {p.name} | {p.wall:.1f} | {p.moodle_time:.1f} | {outside:.0%} | "
+            f"{w:,} | {minimum:,} | {ratio_w} | {r:,} | {ratio_all} | "
+            f"{'–' if p.sql is None else format(p.sql, ',')} | "
+            f"{_mib(p.peak_rss_kib)} |"
+        )
+    return "\n".join(lines)
+
+
+def calls_table(phases):
+    """Web-service calls by function and phase (minimum in brackets)."""
+    functions = sorted(
+        {f for p in phases for f in p.calls} | {f for p in phases for f in p.minimum},
+        key=lambda f: (not is_write(f), f),
+    )
+    short = [p.name.split(" (")[0] for p in phases]
+    lines = [
+        "| function | w/r | " + " | ".join(short) + " |",
+        "|---|---|" + "--:|" * len(phases),
+    ]
+    for f in functions:
+        cells = []
+        for p in phases:
+            n = p.calls.get(f, 0)
+            cell = f"{n:,}" if n else "·"
+            if f in p.minimum:
+                cell += f" ({p.minimum[f]:,})"
+            cells.append(cell)
+        kind = "w" if is_write(f) else "r"
+        lines.append(f"| `{f}` | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def naive_table(connector, naive):
+    """The connector and a simple connector, phase by phase."""
+    lines = [
+        (
+            "| phase | calls (connector) | calls (naive) | wall s (connector) | "
+            "wall s (naive) | calls saved | time saved |"
+        ),
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for a, b in zip(connector, naive, strict=False):
+        ca, cb = sum(a.calls.values()), sum(b.calls.values())
+        saved = f"{cb / ca:.1f}×" if ca else ("–" if not cb else "all")
+        faster = f"{b.wall / a.wall:.1f}×" if a.wall else "–"
+        lines.append(
+            f"| {a.name} | {ca:,} | {cb:,} | {a.wall:.1f} | {b.wall:.1f} | "
+            f"{saved} | {faster} |"
+        )
+    return "\n".join(lines)
+
+
+def notes(phases):
+    lines = []
+    for p in phases:
+        if p.summary:
+            lines.append(f"- {p.name}: {p.summary}")
+        for note in p.notes:
+            lines.append(f"  - {note}")
+    return "\n".join(lines)
+
+
+Check = collections.namedtuple("Check", "target met detail")
+
+
+def checks(phases, info, reference=False):
+    """The issue's targets this run can judge, as :class:`Check` rows."""
+    by = {p.name: p for p in phases}
+    mode = info.get("mode")
+    out = []
+    initial = by.get("initial full push")
+    if initial:
+        minimum = sum(initial.minimum.values())
+        w, total = writes(initial.calls), sum(initial.calls.values())
+        out.append(
+            Check(
+                "initial push: write calls ≤ 1.05 × minimum",
+                w <= TARGET_RATIO * minimum,
+                f"{w:,} write calls, minimum {minimum:,} "
+                f"(ratio {w / minimum:.3f}); with the {total - w} read "
+                f"look-ups {total:,} calls (ratio {total / minimum:.3f})",
+            )
+        )
+        outside = 1 - initial.moodle_time / initial.wall
+        out.append(
+            Check(
+                "initial push: time outside Moodle ≤ 25 % of wall",
+                outside <= TARGET_OUTSIDE,
+                f"{outside:.1%} ({initial.wall - initial.moodle_time:.1f} s of "
+                f"{initial.wall:.1f} s)",
+            )
+        )
+        if mode == "odoo" and initial.peak_rss_kib:
+            out.append(
+                Check(
+                    "full push peak memory (Odoo mode) ≤ 1 GiB",
+                    initial.peak_rss_kib <= TARGET_PEAK_KIB,
+                    f"{initial.peak_rss_kib / 1024:.0f} MiB",
+                )
+            )
+    nochange = by.get("no-change full push")
+    if nochange:
+        w = writes(nochange.calls)
+        out.append(
+            Check("no-change push: zero write calls", w == 0, f"{w} write calls")
+        )
+        if mode == "odoo" and reference:
+            out.append(
+                Check(
+                    "no-change push (Odoo, reference): ≤ 30 s",
+                    nochange.wall <= TARGET_NOCHANGE_S,
+                    f"{nochange.wall:.1f} s",
+                )
+            )
+    changed = by.get("1%-changed push")
+    if changed:
+        minimum = sum(changed.minimum.values())
+        w = writes(changed.calls)
+        out.append(
+            Check(
+                "1 % changed: write calls ≤ 1.05 × minimum",
+                w <= TARGET_RATIO * minimum,
+                f"{w} write calls, minimum {minimum} (ratio {_ratio(w, minimum)})",
+            )
+        )
+    grades = by.get("grade pull (all courses)")
+    if grades:
+        courses = grades.minimum.get("gradereport_user_get_grade_items", 0)
+        n = grades.calls.get("gradereport_user_get_grade_items", 0)
+        out.append(
+            Check(
+                "grade pull: one gradebook call per course",
+                n == courses,
+                f"{n:,} gradebook calls for {courses:,} courses",
+            )
+        )
+        if grades.sql is not None:
+            written = info.get("grades_written") or 0
+            per_course = grades.sql / courses if courses else 0
+            out.append(
+                Check(
+                    "grade pull: SQL grows with courses, not grades",
+                    written == 0 or grades.sql < written,
+                    f"{grades.sql:,} queries for {courses:,} courses and "
+                    f"{written:,} grades written ({per_course:,.0f} per course, "
+                    f"{grades.sql / written if written else 0:.2f} per grade)",
+                )
+            )
+    return out
+
+
+def checks_table(rows):
+    lines = ["| target | verdict | measured |", "|---|---|---|"]
+    for row in rows:
+        verdict = "met" if row.met else "**not met**"
+        lines.append(f"| {row.target} | {verdict} | {row.detail} |")
+    return "\n".join(lines)

@@ -1,0 +1,305 @@
+"""The Moodle simulator for the benchmark, in its own process.
+
+``python -m bench.sim --port 0 --token T [--latency S]`` serves
+``tests.fake_moodle`` over loopback HTTP and prints ``READY <base_url>``.
+
+Two things are added to the test simulator, both in this file only:
+
+* Indexes. The test simulator looks enrolments, manual enrolment instances,
+  usernames, e-mails and gradebook children up by scanning every record, which
+  is right for tests and quadratic at 100,000 enrolments (hours per push).
+  :class:`IndexedFakeMoodle` keeps the same answers with dictionary lookups,
+  so that the simulator's time stays per call and the benchmark measures the
+  connector, not the simulator's scans.
+* A control endpoint, ``POST /bench/<op>`` with a JSON body, that no web
+  service client can reach by accident: ``seed_grades`` (grade items and
+  grades in every course, like teachers would), ``stats``, ``reset_calls``.
+  Seeding is not a web-service call and is not counted.
+"""
+
+import argparse
+import collections
+import json
+import random
+import resource
+import sys
+import threading
+
+from tests.fake_moodle import FakeMoodle
+from tests.fake_moodle.server import _Handler, _Server
+
+CONTROL = "/bench/"
+
+
+class _IndexedDict(dict):
+    """A dict of records that keeps ``key(record) → record`` indexes.
+
+    The indexed fields of a record never change after it is stored (an
+    enrolment's course and user, an enrolment instance's course).
+    """
+
+    def __init__(self, pair_key, group_key):
+        super().__init__()
+        self.pair_key = pair_key
+        self.group_key = group_key
+        self.by_pair = {}
+        self.by_group = collections.defaultdict(dict)
+
+    def __setitem__(self, key, record):
+        old = self.get(key)
+        if old is not None:
+            self._drop(old)
+        super().__setitem__(key, record)
+        if self.pair_key:
+            self.by_pair[self.pair_key(record)] = record
+        self.by_group[self.group_key(record)][key] = record
+
+    def _drop(self, record):
+        if self.pair_key:
+            self.by_pair.pop(self.pair_key(record), None)
+        self.by_group[self.group_key(record)].pop(record["id"], None)
+
+    def pop(self, key, *default):
+        if key in self:
+            self._drop(self[key])
+        return super().pop(key, *default)
+
+    def __delitem__(self, key):
+        self.pop(key)
+
+    def clear(self):
+        super().clear()
+        self.by_pair.clear()
+        self.by_group.clear()
+
+
+class IndexedFakeMoodle(FakeMoodle):
+    """``FakeMoodle`` with indexes on its hot lookups; same answers."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Keep only the last calls: the counters stay complete.
+        self.calls = collections.deque(maxlen=1000)
+        self._user_index = None
+        self._children = {}
+
+    def _reset_state(self):
+        super()._reset_state()
+        enrolments = _IndexedDict(
+            lambda e: (e["courseid"], e["userid"]), lambda e: e["courseid"]
+        )
+        for key, record in self.enrolments.items():
+            enrolments[key] = record
+        self.enrolments = enrolments
+        instances = _IndexedDict(None, lambda i: i["courseid"])
+        for key, record in self.enrol_instances.items():
+            instances[key] = record
+        self.enrol_instances = instances
+        self._user_index = None
+        self._children = {}
+
+    # --- enrolments -----------------------------------------------------
+
+    def _enrolment(self, courseid, userid):
+        return self.enrolments.by_pair.get((courseid, userid))
+
+    def _manual_instance(self, courseid, enabled_only=True):
+        for inst in self.enrol_instances.by_group.get(courseid, {}).values():
+            if inst["enrol"] == "manual" and (inst["status"] == 0 or not enabled_only):
+                return inst
+        return None
+
+    def _course_users(self, courseid, roles=None, active_only=False):
+        found = []
+        for enrolment in self.enrolments.by_group.get(courseid, {}).values():
+            if active_only and enrolment["status"]:
+                continue
+            if roles is None or set(enrolment["roles"]) & set(roles):
+                found.append(enrolment["userid"])
+        return sorted(found)
+
+    # --- users ----------------------------------------------------------
+
+    def _users_by(self):
+        if self._user_index is None:
+            names, emails = collections.Counter(), collections.defaultdict(set)
+            for user in self.users.values():
+                names[user["username"]] += 1
+                if not user["deleted"]:
+                    emails[user["email"].lower()].add(user["id"])
+            self._user_index = (names, emails)
+        return self._user_index
+
+    def _check_new_user(self, user, batch_usernames, batch_emails):
+        names, _emails = self._users_by()
+        if user["username"] in names and user["username"] not in batch_usernames:
+            # The base check scans; it reports the clash with Moodle's words.
+            return super()._check_new_user(user, batch_usernames, batch_emails)
+        saved, self.users = self.users, {}
+        try:
+            super()._check_new_user(user, batch_usernames, batch_emails)
+        finally:
+            self.users = saved
+
+    def _email_taken(self, email, own_id=None):
+        if self.users:  # an update: the exact scan (rare in the benchmark)
+            return super()._email_taken(email, own_id)
+        # inside _check_new_user, where self.users is set aside: the index
+        return bool(self._user_index[1].get(email.lower(), set()) - {own_id})
+
+    def add_user(self, *args, **kwargs):
+        userid = super().add_user(*args, **kwargs)
+        if self._user_index is not None:
+            user = self.users[userid]
+            self._user_index[0][user["username"]] += 1
+            self._user_index[1][user["email"].lower()].add(userid)
+        return userid
+
+    def ws_core_user_update_users(self, users):
+        self._user_index = None
+        try:
+            return super().ws_core_user_update_users(users)
+        finally:
+            self._user_index = None
+
+    def _delete_user(self, userid):
+        self._user_index = None
+        super()._delete_user(userid)
+
+    # --- gradebook --------------------------------------------------------
+
+    def _new_grade_item(self, courseid, **data):
+        self._children = {}
+        return super()._new_grade_item(courseid, **data)
+
+    def add_grade_category(self, *args, **kwargs):
+        self._children = {}
+        return super().add_grade_category(*args, **kwargs)
+
+    def _child_entries(self, catid):
+        if catid not in self._children:
+            self._children[catid] = super()._child_entries(catid)
+        return self._children[catid]
+
+    def _top_grade_category(self, courseid):
+        key = ("top", courseid)
+        if key not in self._children:
+            self._children[key] = super()._top_grade_category(courseid)
+        return self._children[key]
+
+    def _maxdepth(self, courseid):
+        key = ("depth", courseid)
+        if key not in self._children:
+            self._children[key] = super()._maxdepth(courseid)
+        return self._children[key]
+
+    # --- benchmark set-up (not web-service calls) -------------------------
+
+    def seed_grades(self, items_per_course=5, prefix="oec_subj_", seed=7, graded=1.0):
+        """Give every course whose idnumber starts with ``prefix`` grade items
+        and a grade for each enrolled student (``graded``: the share graded)."""
+        rng = random.Random(seed)
+        items = grades = 0
+        with self._lock:
+            for course in list(self.courses.values()):
+                if not (course.get("idnumber") or "").startswith(prefix):
+                    continue
+                students = self._course_users(course["id"], roles={5})
+                for n in range(items_per_course):
+                    item = self.add_manual_item(
+                        course["id"], f"Assessment {n + 1}", grademax=100.0
+                    )
+                    items += 1
+                    for userid in students:
+                        if rng.random() < graded:
+                            self.set_manual_grade(item, userid, rng.randint(20, 100))
+                            grades += 1
+        return {"grade_items": items, "grades": grades}
+
+    def seed_completion(self, prefix="oec_subj_", share=0.5, seed=11):
+        """Completion criteria on every course; ``share`` of students done."""
+        rng = random.Random(seed)
+        courses = done = 0
+        with self._lock:
+            for course in list(self.courses.values()):
+                if not (course.get("idnumber") or "").startswith(prefix):
+                    continue
+                self.set_completion_criteria(course["id"], (1,))
+                courses += 1
+                for userid in self._course_users(course["id"], roles={5}):
+                    if rng.random() < share:
+                        self.complete_course(course["id"], userid)
+                        done += 1
+        return {"courses_with_criteria": courses, "completed": done}
+
+    def stats(self):
+        with self._lock:
+            return {
+                "call_counts": dict(self.call_counts),
+                "courses": len(self.courses),
+                "users": len(self.users),
+                "enrolments": len(self.enrolments),
+                "groups": len(self.groups),
+                "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            }
+
+
+class _BenchHandler(_Handler):
+    # Keep-alive, like the Apache or nginx in front of a real Moodle.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def do_POST(self):
+        if not self.path.startswith(CONTROL):
+            return super().do_POST()
+        length = int(self.headers.get("Content-Length") or 0)
+        args = json.loads(self.rfile.read(length) or b"{}")
+        fm = self.server.fake_moodle
+        op = self.path[len(CONTROL) :]
+        if op == "reset_calls":
+            fm.reset_calls()
+            answer = {}
+        elif op in ("seed_grades", "seed_completion", "stats"):
+            answer = getattr(fm, op)(**args)
+        else:
+            self.send_error(404)
+            return
+        body = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve(fm, host="127.0.0.1", port=0):
+    server = _Server((host, port), _BenchHandler)
+    server.fake_moodle = fm
+    base_url = f"http://{host}:{server.server_address[1]}"
+    fm.base_url = base_url
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, base_url
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Indexed Moodle simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default="simtoken")
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    fm = IndexedFakeMoodle(token=args.token)
+    fm.latency = args.latency
+    server, base_url = serve(fm, args.host, args.port)
+    print(f"READY {base_url}", flush=True)
+    try:
+        sys.stdin.read()  # runs until the parent closes our stdin
+    except KeyboardInterrupt:
+        pass
+    server.shutdown()
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main()
