@@ -53,6 +53,9 @@ class ExamWriter:
         self.instance = instance
         self._sessions = {}
         self._exams = {}
+        self._attendees = {}
+        self._lines = {}
+        self._new_lines = []
         self.touched_exams = env["op.exam"]
 
     def _exam_type(self):
@@ -156,39 +159,70 @@ class ExamWriter:
             )
         return start, end
 
-    def write_marks(self, exam, student, batch, converted, attendee=None):
-        """Write one student's marks; return the attendee."""
+    def _load(self, exam):
+        """Attendees and result lines of an exam, read once per run."""
+        if exam.id not in self._attendees:
+            self._attendees[exam.id] = {
+                row["student_id"][0]: row["id"]
+                for row in self.env["op.exam.attendees"].search_read(
+                    [("exam_id", "=", exam.id)], ["student_id"]
+                )
+            }
+            self._lines[exam.id] = {
+                row["student_id"][0]: (row["id"], row["marks"])
+                for row in self.env["op.result.line"].search_read(
+                    [("exam_id", "=", exam.id)], ["student_id", "marks"]
+                )
+            }
+        return self._attendees[exam.id], self._lines[exam.id]
+
+    def write_marks(self, exam, student, batch, converted):
+        """Write one student's marks; return the attendee's id.
+
+        Attendees are written one by one (OpenEduCat's marks constraint on
+        op.exam.attendees only handles single records); result lines are
+        created in bulk by :meth:`flush`.
+        """
+        attendees, lines = self._load(exam)
         note = f"Moodle grade: {converted.percentage:.2f}%"
         if converted.letter:
             note += f" ({converted.letter})"
         values = {"marks": converted.marks, "note": note, "status": "present"}
-        if attendee is None:
-            attendee = self.env["op.exam.attendees"].search(
-                [("exam_id", "=", exam.id), ("student_id", "=", student)]
-            )
-        if attendee:
-            attendee.write(values)
+        attendee_id = attendees.get(student)
+        if attendee_id:
+            self.env["op.exam.attendees"].browse(attendee_id).write(values)
         else:
-            attendee = self.env["op.exam.attendees"].create(
-                {
-                    **values,
-                    "exam_id": exam.id,
-                    "student_id": student,
-                    "course_id": exam.session_id.course_id.id,
-                    "batch_id": batch,
-                }
+            attendee_id = attendees[student] = (
+                self.env["op.exam.attendees"]
+                .create(
+                    {
+                        **values,
+                        "exam_id": exam.id,
+                        "student_id": student,
+                        "course_id": exam.session_id.course_id.id,
+                        "batch_id": batch,
+                    }
+                )
+                .id
             )
-        line = self.env["op.result.line"].search(
-            [("exam_id", "=", exam.id), ("student_id", "=", student)], limit=1
-        )
-        if line:
-            if line.marks != converted.marks:
-                line.marks = converted.marks
-        else:
-            self.env["op.result.line"].create(
+        line = lines.get(student)
+        if line is None:
+            self._new_lines.append(
                 {"exam_id": exam.id, "student_id": student, "marks": converted.marks}
             )
-        return attendee
+            lines[student] = (None, converted.marks)
+        elif line[1] != converted.marks and line[0]:
+            self.env["op.result.line"].browse(line[0]).marks = converted.marks
+            lines[student] = (line[0], converted.marks)
+        return attendee_id
+
+    def flush(self):
+        """Create the result lines collected since the last flush."""
+        if self._new_lines:
+            created = self.env["op.result.line"].create(self._new_lines)
+            for line in created:
+                self._lines[line.exam_id.id][line.student_id.id] = (line.id, line.marks)
+            self._new_lines = []
 
     def recompute(self):
         """Once per run: exams that received results move to 'Result Updated'.
@@ -387,17 +421,10 @@ class SyncGrades:
                 continue
             session = writer.session(program, self.env["op.batch"].browse(batch))
             exam = writer.exam(session, subject, row, converted)
-            attendee = None
-            if mapping:
-                attendee = (
-                    self.env["op.exam.attendees"].browse(mapping["res_id"]).exists()
-                )
-            attendee = writer.write_marks(
-                exam, student, batch, converted, attendee or None
-            )
+            attendee_id = writer.write_marks(exam, student, batch, converted)
             values = {
-                "res_model": attendee._name,
-                "res_id": attendee.id,
+                "res_model": "op.exam.attendees",
+                "res_id": attendee_id,
                 "sync_hash": digest,
                 "state": "synced",
                 "last_sync_date": datetime.datetime.now(),
@@ -422,6 +449,7 @@ class SyncGrades:
                     }
                 )
                 self.result.created += 1
+        writer.flush()
         if new_mappings:
             self.env["moodle.mapping"].sudo().create(new_mappings)
         if unmapped:
@@ -466,6 +494,10 @@ class SyncCompletion:
         }
         no_criteria = set()
         for enrolment in enrolments:
+            if (enrolment.extra_data or {}).get("completion") == "complete":
+                # Moodle keeps a completion once reached: no need to ask again.
+                self.result.completion["complete"] += 1
+                continue
             user_key, course_key = enrolment.external_key.split("@", 1)
             userid = ids.get(("user", user_key))
             courseid = ids.get(("course", course_key))

@@ -1,6 +1,9 @@
 """SyncPush: reads OpenEduCat into rows, runs the push core, stores mappings."""
 
+import json
 import logging
+
+from psycopg2.extras import execute_values
 
 from ..sync.push import PushSettings, PushSync
 from ..sync.rows import (
@@ -17,7 +20,38 @@ from ..sync.store import Mapping, Store
 _logger = logging.getLogger(__name__)
 
 # The keys of extra_data the push core owns (and may remove).
-PUSH_EXTRA_KEYS = frozenset({"failed_hash", "attempts", "groupid", "note"})
+PUSH_EXTRA_KEYS = frozenset({"failed_hash", "attempts", "groupid", "note", "enrolled"})
+
+_COLUMNS = (
+    "res_model, res_id, moodle_id, moodle_idnumber, sync_hash, state, retry_count, "
+    "next_retry_date, last_error, last_sync_date, extra_data"
+)
+_ROW_TEMPLATE = (
+    "%s::varchar, %s::int, %s::int, %s::varchar, %s::varchar, %s::varchar, %s::int, "
+    "%s::timestamp, %s::text, %s::timestamp, %s::jsonb"
+)
+_UPDATE_SQL = (
+    "UPDATE moodle_mapping AS m SET "
+    "res_model = v.res_model, res_id = v.res_id, moodle_id = v.moodle_id, "
+    "moodle_idnumber = v.moodle_idnumber, sync_hash = v.sync_hash, state = v.state, "
+    "retry_count = v.retry_count, next_retry_date = v.next_retry_date, "
+    "last_error = v.last_error, last_sync_date = v.last_sync_date, "
+    "extra_data = v.extra_data, write_uid = v.write_uid, "
+    "write_date = now() at time zone 'UTC' "
+    "FROM (VALUES %s) AS v(id, " + _COLUMNS + ", write_uid) WHERE m.id = v.id"
+)
+_UPDATE_TEMPLATE = "(%s::int, " + _ROW_TEMPLATE + ", %s::int)"
+_INSERT_SQL = (
+    "INSERT INTO moodle_mapping (instance_id, moodle_model, external_key, "
+    + _COLUMNS
+    + ", create_uid, write_uid, create_date, write_date) VALUES %s "
+    "RETURNING id, moodle_model, external_key"
+)
+_INSERT_TEMPLATE = (
+    "(%s::int, %s::varchar, %s::varchar, "
+    + _ROW_TEMPLATE
+    + ", %s::int, %s::int, now() at time zone 'UTC', now() at time zone 'UTC')"
+)
 
 MAPPING_FIELDS = [
     "external_key",
@@ -72,59 +106,82 @@ class OdooStore(Store):
             )
         return mappings
 
-    @staticmethod
-    def _vals(mapping):
-        return {
-            "res_model": mapping.res_model,
-            "res_id": mapping.res_id,
-            "moodle_id": mapping.moodle_id or 0,
-            "moodle_idnumber": mapping.idnumber or False,
-            "sync_hash": mapping.sync_hash or False,
-            "state": mapping.state,
-            "retry_count": mapping.retry_count,
-            "next_retry_date": mapping.next_retry or False,
-            "last_error": mapping.last_error or False,
-            "last_sync_date": mapping.last_sync or False,
-            "extra_data": mapping.extra or False,
-        }
-
     def save(self, mappings):
+        """Create or update the rows in bulk.
+
+        A full push stores up to hundreds of thousands of rows; one ORM
+        ``create``/``write`` per row costs more than Moodle does, so rows go
+        in with one multi-row INSERT or UPDATE per page (the table is the
+        connector's own: no other module hooks its writes), and the ORM cache
+        is invalidated afterwards.
+        """
         to_create, to_write = [], []
         for mapping in mappings:
             record_id = self._ids.get((mapping.kind, mapping.key))
             (to_write if record_id else to_create).append(mapping)
+        if not (to_create or to_write):
+            return
+        self.model.flush_model()
+        cr, uid = self.model.env.cr, self.model.env.uid
         if to_write:
-            # Other services keep their own keys in extra_data (attendance
-            # activity ids…): keep them, replace only the push core's.
             ids = [self._ids[m.kind, m.key] for m in to_write]
-            stored = {
-                r["id"]: r["extra_data"] or {}
-                for r in self.model.browse(ids).read(["extra_data"])
-            }
+            cr.execute(
+                "SELECT id, extra_data FROM moodle_mapping WHERE id = ANY(%s)", [ids]
+            )
+            stored = {row[0]: row[1] or {} for row in cr.fetchall()}
+            rows = []
             for mapping, record_id in zip(to_write, ids, strict=True):
-                vals = self._vals(mapping)
+                # Other services keep their own keys in extra_data
+                # (attendance activity ids…): keep them.
                 extra = {
                     k: v
-                    for k, v in stored[record_id].items()
+                    for k, v in stored.get(record_id, {}).items()
                     if k not in PUSH_EXTRA_KEYS
                 }
                 extra.update(mapping.extra)
-                vals["extra_data"] = extra or False
-                self.model.browse(record_id).write(vals)
-        if to_create:
-            records = self.model.create(
-                [
-                    {
-                        "instance_id": self.instance.id,
-                        "moodle_model": m.kind,
-                        "external_key": m.key,
-                        **self._vals(m),
-                    }
-                    for m in to_create
-                ]
+                rows.append((record_id, *self._row(mapping, extra), uid))
+            execute_values(
+                cr._obj, _UPDATE_SQL, rows, template=_UPDATE_TEMPLATE, page_size=1000
             )
-            for mapping, record in zip(to_create, records, strict=True):
-                self._ids[mapping.kind, mapping.key] = record.id
+        if to_create:
+            rows = [
+                (
+                    self.instance.id,
+                    m.kind,
+                    m.key,
+                    *self._row(m, m.extra),
+                    uid,
+                    uid,
+                )
+                for m in to_create
+            ]
+            created = execute_values(
+                cr._obj,
+                _INSERT_SQL,
+                rows,
+                template=_INSERT_TEMPLATE,
+                page_size=1000,
+                fetch=True,
+            )
+            for record_id, kind, key in created:
+                self._ids[kind, key] = record_id
+        self.model.invalidate_model()
+
+    @staticmethod
+    def _row(mapping, extra):
+        return (
+            mapping.res_model,
+            mapping.res_id,
+            mapping.moodle_id or 0,
+            mapping.idnumber or None,
+            mapping.sync_hash or None,
+            mapping.state,
+            mapping.retry_count,
+            mapping.next_retry or None,
+            mapping.last_error or None,
+            mapping.last_sync or None,
+            json.dumps(extra) if extra else None,
+        )
 
     def delete(self, mappings):
         ids = [

@@ -804,16 +804,46 @@ class PushSync:
 
     # --- enrolments -----------------------------------------------------
 
+    @staticmethod
+    def _enrolment_core(item):
+        return [
+            item.payload["roleid"],
+            item.payload["userid"],
+            item.payload["courseid"],
+        ]
+
     def _enrol(self, items, result, counter):
+        """Enrol, then fix group memberships. An enrolment whose role, user
+        and course Moodle already has (only its batch changed) costs no enrol
+        call: only its membership moves."""
+        send, moved = [], []
+        for item in items:
+            mapping = self._map(ENROLMENT).get(item.key)
+            known = mapping and mapping.state == "synced" and mapping.moodle_id is None
+            if known and mapping.extra.get("enrolled") == self._enrolment_core(item):
+                moved.append(item)
+            else:
+                send.append(item)
+        if moved:
+            extras = self._memberships(moved)
+            self._save([self._succeeded(i, None, extras.get(i.key)) for i in moved])
+            setattr(result, counter, getattr(result, counter) + len(moved))
+        if not send:
+            return
         records = [
-            {k: v for k, v in item.payload.items() if k != "groupid"} for item in items
+            {k: v for k, v in item.payload.items() if k != "groupid"} for item in send
         ]
         batch = self.client.enrol_users(records)
-        enrolled = [i for i, o in zip(items, batch.outcomes, strict=True) if o.ok]
+        enrolled = [i for i, o in zip(send, batch.outcomes, strict=True) if o.ok]
         extras = {}
         if batch.aborted is None:
             extras = self._memberships(enrolled)
-        self._finish(items, batch, result, counter, extras)
+        for item in enrolled:
+            extras[item.key] = {
+                **extras.get(item.key, {}),
+                "enrolled": self._enrolment_core(item),
+            }
+        self._finish(send, batch, result, counter, extras)
 
     def _memberships(self, items):
         """Put enrolled students in their batch's group; move them when the

@@ -126,6 +126,7 @@ class TestGradePull(MoodleCase):
 
     def test_second_pull_writes_nothing(self):
         self.instance._job_pull_grades()
+        asked = self.fm.call_counts["core_completion_get_course_completion_status"]
         before = {a.id: a.write_date for a in self.attendees(self.data["ann"])}
         count = self.env["moodle.mapping"].search_count(
             [("moodle_model", "=", "grade")]
@@ -139,6 +140,9 @@ class TestGradePull(MoodleCase):
             self.env["moodle.mapping"].search_count([("moodle_model", "=", "grade")]),
             count,
         )
+        # Ann's completed course is not asked for again; the others are.
+        again = self.fm.call_counts["core_completion_get_course_completion_status"]
+        self.assertEqual(again - asked, asked - 1)
 
     def test_changed_grade_in_moodle_is_updated(self):
         self.instance._job_pull_grades()

@@ -382,3 +382,23 @@ def test_dry_run_plans_everything_and_writes_nothing(fm, store):
     assert result.phases["subjects"].created == 7
     assert result.phases["enrolments"].created == 11
     assert result.phases["users"].blocked == 1
+
+
+def test_batch_move_moves_the_membership_without_re_enrolling(fm, store):
+    snapshot = institution()
+    push(fm, store, snapshot)
+    snapshot.batches[22] = Batch(22, "Physics B", "PHY26B", 10)
+    snapshot.enrolments[50] = dataclasses.replace(snapshot.enrolments[50], batch_id=22)
+    fm.reset_calls()
+    push(fm, store, snapshot)
+    assert fm.call_counts["enrol_manual_enrol_users"] == 0
+    assert fm.call_counts["core_group_delete_group_members"] == 1
+    assert fm.call_counts["core_group_add_group_members"] == 1
+    groups = moodle_state(fm)["groups"]
+    assert groups[("oec_batch_20", "oec_subj_100_course_10")] == ["oec_student_31"]
+    assert groups[("oec_batch_22", "oec_subj_100_course_10")] == ["oec_student_30"]
+    assert groups[("oec_batch_22", "oec_subj_101_course_10")] == ["oec_student_30"]
+    assert moodle_state(fm)["enrolments"] == EXPECTED_ENROLMENTS
+    fm.reset_calls()
+    push(fm, store, snapshot)
+    assert fm.write_call_count() == 0
