@@ -30,16 +30,6 @@ class PullResult:
     planned: list = dataclasses.field(default_factory=list)
 
 
-def _b36(number):
-    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    text = ""
-    while True:
-        number, rest = divmod(number, 36)
-        text = digits[rest] + text
-        if not number:
-            return text
-
-
 class ExamWriter:
     """The community path: ``op.exam.session`` → ``op.exam`` →
     ``op.exam.attendees`` and ``op.result.line``, found or created
@@ -67,7 +57,9 @@ class ExamWriter:
     def session(self, program, batch):
         key = (program.id, batch.id)
         if key not in self._sessions:
-            code = f"MDL{_b36(self.instance.id)}.{_b36(batch.id)}"
+            code = (
+                f"MDL{idnumbers.base36(self.instance.id)}.{idnumbers.base36(batch.id)}"
+            )
             session = (
                 self.env["op.exam.session"]
                 .with_context(active_test=False)
@@ -95,9 +87,9 @@ class ExamWriter:
         if exam is None:
             code = ".".join(
                 (
-                    "M" + _b36(self.instance.id),
-                    _b36(row.item_key),
-                    _b36(session.batch_id.id),
+                    "M" + idnumbers.base36(self.instance.id),
+                    idnumbers.base36(row.item_key),
+                    idnumbers.base36(session.batch_id.id),
                 )
             )
             exam = (

@@ -36,6 +36,7 @@ import hashlib
 import zoneinfo
 
 from ..moodle import MoodleRecordError
+from . import idnumbers
 
 MOODLE, OEC, BOTH = "moodle", "oec", "both"
 DIRECTIONS = (MOODLE, OEC, BOTH)
@@ -172,13 +173,7 @@ def session_time(date, tz="UTC"):
 
 
 def _b36(number):
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    text = ""
-    while True:
-        number, rest = divmod(number, 36)
-        text = digits[rest] + text
-        if not number:
-            return text
+    return idnumbers.base36(number).lower()
 
 
 def register_code(instance_id, subject_id, batch_id, date):

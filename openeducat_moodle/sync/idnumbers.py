@@ -33,6 +33,18 @@ def faculty(faculty_id):
     return f"oec_faculty_{faculty_id}"
 
 
+def base36(number):
+    """Short upper-case base-36 form of a non-negative id, for OpenEduCat's
+    16-character codes."""
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    text = ""
+    while True:
+        number, rest = divmod(number, 36)
+        text = digits[rest] + text
+        if not number:
+            return text
+
+
 def pair(first, second):
     """Key of an object that lives inside another (a group in a course, an
     enrolment of a user in a course): ``oec_batch_3@oec_subj_15_course_7``."""

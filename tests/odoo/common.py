@@ -50,6 +50,22 @@ class MoodleCase(TransactionCase):
         self.assertEqual(self.fm.write_call_count(), before, "a write call was made")
 
 
+class InstitutionCase(MoodleCase):
+    """A MoodleCase with a small institution of its own, served alone by the
+    instance (OpenEduCat's demo data stays out of Moodle)."""
+
+    suffix = "T"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.no_export_env = cls.env(
+            context=dict(cls.env.context, connector_no_export=True)
+        )
+        cls.data = make_institution(cls.no_export_env, cls.suffix)
+        cls.instance.department_ids = cls.data["dept"]
+
+
 def make_institution(env, suffix="T"):
     """A small institution of its own: one department tree, one program with
     three subjects, a batch, two students (one without email) and a teacher."""

@@ -8,7 +8,7 @@ from odoo.tests import tagged
 from odoo.addons.openeducat_moodle.services import attendance as service
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from .common import MoodleCase, make_institution
+from .common import InstitutionCase
 
 FLAGS = ("present", "absent", "late", "excused")
 
@@ -24,12 +24,13 @@ E = (False, False, False, True)
 
 
 @tagged("post_install", "-at_install")
-class TestAttendance(MoodleCase):
+class TestAttendance(InstitutionCase):
+    suffix = "AT"
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        env = cls.env(context=dict(cls.env.context, connector_no_export=True))
-        cls.data = make_institution(env, "AT")
+        env = cls.no_export_env
         d = cls.data
         cls.ben = env["op.student"].create(
             {

@@ -7,19 +7,14 @@ from odoo.tests import tagged
 
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from .common import MoodleCase, make_institution
+from .common import InstitutionCase, MoodleCase
 
 T0 = datetime.datetime(2026, 9, 1, 8, 0, 0)
 
 
 @tagged("post_install", "-at_install")
-class TestRetries(MoodleCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        env = cls.env(context=dict(cls.env.context, connector_no_export=True))
-        cls.data = make_institution(env, "R")
-        cls.instance.department_ids = cls.data["dept"]
+class TestRetries(InstitutionCase):
+    suffix = "R"
 
     def course_mapping(self, subject):
         return self.env["moodle.mapping"].search(

@@ -5,16 +5,17 @@ from odoo.tests import tagged
 
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from .common import MoodleCase, make_institution
+from .common import InstitutionCase
 
 
 @tagged("post_install", "-at_install")
-class TestGradePull(MoodleCase):
+class TestGradePull(InstitutionCase):
+    suffix = "G"
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        env = cls.env(context=dict(cls.env.context, connector_no_export=True))
-        cls.data = make_institution(env, "G")
+        env = cls.no_export_env
         d = cls.data
         cls.ben = env["op.student"].create(
             {

@@ -2,7 +2,7 @@ from odoo.tests import tagged
 
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from .common import MoodleCase, make_institution
+from .common import InstitutionCase, MoodleCase, make_institution
 
 
 @tagged("post_install", "-at_install")
@@ -117,14 +117,8 @@ class TestPushHooks(MoodleCase):
 
 
 @tagged("post_install", "-at_install")
-class TestPushJobs(MoodleCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        env = cls.env(context=dict(cls.env.context, connector_no_export=True))
-        cls.data = make_institution(env)
-        # Serve only this test's department, not OpenEduCat's demo data.
-        cls.instance.department_ids = cls.data["dept"]
+class TestPushJobs(InstitutionCase):
+    suffix = "T"
 
     def mapping(self, kind, key):
         return self.env["moodle.mapping"].search(

@@ -4,17 +4,12 @@ from odoo.tests import Form, tagged
 
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from .common import MoodleCase, make_institution
+from .common import InstitutionCase
 
 
 @tagged("post_install", "-at_install")
-class TestWizards(MoodleCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        env = cls.env(context=dict(cls.env.context, connector_no_export=True))
-        cls.data = make_institution(env, "W")
-        cls.instance.department_ids = cls.data["dept"]
+class TestWizards(InstitutionCase):
+    suffix = "W"
 
     def wizard(self, **values):
         ctx = {"active_model": "moodle.instance", "active_ids": self.instance.ids}
@@ -102,13 +97,8 @@ class TestWizards(MoodleCase):
 
 
 @tagged("post_install", "-at_install")
-class TestInitialImport(MoodleCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        env = cls.env(context=dict(cls.env.context, connector_no_export=True))
-        cls.data = make_institution(env, "I")
-        cls.instance.department_ids = cls.data["dept"]
+class TestInitialImport(InstitutionCase):
+    suffix = "I"
 
     def mappings(self):
         return {
@@ -155,13 +145,8 @@ class TestInitialImport(MoodleCase):
 
 
 @tagged("post_install", "-at_install")
-class TestDrift(MoodleCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        env = cls.env(context=dict(cls.env.context, connector_no_export=True))
-        cls.data = make_institution(env, "D")
-        cls.instance.department_ids = cls.data["dept"]
+class TestDrift(InstitutionCase):
+    suffix = "D"
 
     def test_drift_is_pushed_back_and_deletions_recreated(self):
         d = self.data
