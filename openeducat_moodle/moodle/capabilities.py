@@ -6,7 +6,7 @@ functions in the token's service is the practical detector.
 
 import dataclasses
 
-from .catalogue import FEATURES, LEGACY_NAMES, functions_for
+from .catalogue import FEATURES, functions_for
 
 
 def _int_or_none(value):
@@ -115,8 +115,3 @@ class Capabilities:
                 names = ", ".join(self.missing.get(feature, []))
                 lines.append(f"MISSING  {FEATURES[feature]}: add {names}")
         return "\n".join(lines)
-
-
-def canonical_name(name):
-    """Map a legacy attendance name to the catalogue's name."""
-    return LEGACY_NAMES.get(name, name)

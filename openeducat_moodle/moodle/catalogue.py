@@ -118,30 +118,11 @@ _ALL = [
 ]
 
 FUNCTIONS = {f.name: f for f in _ALL}
-LEGACY_NAMES = {f.legacy: f.name for f in _ALL if f.legacy}
-WRITE_FUNCTIONS = frozenset(
-    name for name, f in FUNCTIONS.items() if f.kind == WRITE
-) | frozenset(f.legacy for f in _ALL if f.legacy and f.kind == WRITE)
 
 
 def functions_for(feature):
     """Return the catalogue entries a feature needs, in catalogue order."""
     return [f for f in _ALL if f.feature == feature]
-
-
-def service_function_names(features=None, include_cleanup=False):
-    """Return the function names an external service must hold.
-
-    :param features: the features to serve (default: all but ``cleanup``)
-    :param bool include_cleanup: also list the deletion functions the
-        contract tests use on a real site
-    :rtype: list[str]
-    """
-    if features is None:
-        features = [f for f in FEATURES if f != "cleanup"]
-    if include_cleanup and "cleanup" not in features:
-        features = [*features, "cleanup"]
-    return [f.name for f in _ALL if f.feature in features]
 
 
 def markdown():

@@ -640,7 +640,8 @@ class PushSync:
                 if outcome.note:
                     extra = {**(extra or {}), "note": outcome.note}
                 saved.append(self._succeeded(item, moodle_id, extra))
-                setattr(result, counter, getattr(result, counter) + 1)
+                if counter:
+                    setattr(result, counter, getattr(result, counter) + 1)
             elif outcome.status == "failed":
                 saved.append(self._failed(item, outcome.error))
                 result.failed += 1
@@ -660,7 +661,8 @@ class PushSync:
         if adopted:
             result.adopted += len(adopted)
             # OpenEduCat wins: adopted objects get our payload.
-            self._update(adopted, result, counter="adopted_updates")
+            # They count once, as adopted; their failures count as failures.
+            self._update(adopted, result, counter=None)
         if not items:
             return
         records = [self._create_record(item) for item in items]
@@ -796,10 +798,6 @@ class PushSync:
             USER: self.client.update_users,
             GROUP: self.client.update_groups,
         }[kind]
-        if counter == "adopted_updates":
-            # Adopted objects count once, as adopted.
-            self._finish(items, method(records), PhaseResult("-"), "updated")
-            return
         self._finish(items, method(records), result, counter)
 
     # --- enrolments -----------------------------------------------------
@@ -827,7 +825,8 @@ class PushSync:
         if moved:
             extras = self._memberships(moved)
             self._save([self._succeeded(i, None, extras.get(i.key)) for i in moved])
-            setattr(result, counter, getattr(result, counter) + len(moved))
+            if counter:
+                setattr(result, counter, getattr(result, counter) + len(moved))
         if not send:
             return
         records = [

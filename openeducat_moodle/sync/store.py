@@ -51,10 +51,8 @@ class MemoryStore(Store):
 
     def __init__(self):
         self.rows = {}
-        self.loads = 0
 
     def load(self, kind):
-        self.loads += 1
         return {
             key: dataclasses.replace(m, extra=dict(m.extra))
             for (k, key), m in self.rows.items()

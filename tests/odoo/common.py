@@ -55,15 +55,34 @@ class InstitutionCase(MoodleCase):
     instance (OpenEduCat's demo data stays out of Moodle)."""
 
     suffix = "T"
+    # A second student, Ben, enrolled in the first subject only.
+    with_ben = False
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.no_export_env = cls.env(
+        env = cls.no_export_env = cls.env(
             context=dict(cls.env.context, connector_no_export=True)
         )
-        cls.data = make_institution(cls.no_export_env, cls.suffix)
-        cls.instance.department_ids = cls.data["dept"]
+        d = cls.data = make_institution(env, cls.suffix)
+        cls.instance.department_ids = d["dept"]
+        if cls.with_ben:
+            cls.ben = env["op.student"].create(
+                {
+                    "name": "Ben Ode",
+                    "first_name": "Ben",
+                    "last_name": "Ode",
+                    "email": f"ben.{cls.suffix.lower()}@uni.test",
+                }
+            )
+            env["op.student.course"].create(
+                {
+                    "student_id": cls.ben.id,
+                    "course_id": d["program"].id,
+                    "batch_id": d["batch"].id,
+                    "subject_ids": [(6, 0, d["subjects"][:1].ids)],
+                }
+            )
 
 
 def make_institution(env, suffix="T"):

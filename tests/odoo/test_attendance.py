@@ -26,29 +26,12 @@ E = (False, False, False, True)
 @tagged("post_install", "-at_install")
 class TestAttendance(InstitutionCase):
     suffix = "AT"
+    with_ben = True
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        env = cls.no_export_env
         d = cls.data
-        cls.ben = env["op.student"].create(
-            {
-                "name": "Ben Ode",
-                "first_name": "Ben",
-                "last_name": "Ode",
-                "email": "ben.at@uni.test",
-            }
-        )
-        env["op.student.course"].create(
-            {
-                "student_id": cls.ben.id,
-                "course_id": d["program"].id,
-                "batch_id": d["batch"].id,
-                "subject_ids": [(6, 0, d["subjects"][:1].ids)],
-            }
-        )
-        cls.instance.department_ids = d["dept"]
         cls.alg = d["subjects"][0]
         cls.course_key = f"oec_subj_{cls.alg.id}_course_{d['program'].id}"
 

@@ -11,29 +11,7 @@ from .common import InstitutionCase
 @tagged("post_install", "-at_install")
 class TestGradePull(InstitutionCase):
     suffix = "G"
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        env = cls.no_export_env
-        d = cls.data
-        cls.ben = env["op.student"].create(
-            {
-                "name": "Ben Ode",
-                "first_name": "Ben",
-                "last_name": "Ode",
-                "email": "ben@uni.test",
-            }
-        )
-        env["op.student.course"].create(
-            {
-                "student_id": cls.ben.id,
-                "course_id": d["program"].id,
-                "batch_id": d["batch"].id,
-                "subject_ids": [(6, 0, d["subjects"][:1].ids)],
-            }
-        )
-        cls.instance.department_ids = d["dept"]
+    with_ben = True
 
     def setUp(self):
         super().setUp()

@@ -402,3 +402,26 @@ def test_batch_move_moves_the_membership_without_re_enrolling(fm, store):
     fm.reset_calls()
     push(fm, store, snapshot)
     assert fm.write_call_count() == 0
+
+
+def test_an_adopted_object_whose_update_fails_is_reported(fm, store):
+    client = MoodleClient(BASE, "simtoken")
+    client.create_courses(
+        [
+            {
+                "fullname": "Old",
+                "shortname": "OLD",
+                "categoryid": 1,
+                "idnumber": "oec_subj_100_course_10",
+            },
+            {"fullname": "Squatter", "shortname": "MATH_BSCPHY", "categoryid": 1},
+        ]
+    )
+    result = push(fm, store, institution())
+    subjects = result.phases["subjects"]
+    assert (subjects.adopted, subjects.failed, subjects.created) == (1, 1, 6)
+    failed = [r for r in subjects.records if r["action"] == "failed"]
+    assert [r["key"] for r in failed] == ["oec_subj_100_course_10"]
+    mapping = store.get("course", "oec_subj_100_course_10")
+    assert mapping.state == "error" and "shortnametaken" in mapping.last_error
+    assert fm.find_course(idnumber="oec_subj_100_course_10")["shortname"] == "OLD"
