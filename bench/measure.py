@@ -69,7 +69,8 @@ class Phase:
 
 
 class Meter:
-    """Times every ``MoodleClient.call`` of a client class and counts it.
+    """Counts every ``MoodleClient.call`` of a client class and times its round
+    trip (``_exchange``: HTTP, Moodle's work, decoding the answer).
 
     :param client_cls: the ``MoodleClient`` class whose instances the code
         under test builds (``openeducat_moodle.moodle.client.MoodleClient``,
@@ -82,23 +83,31 @@ class Meter:
         self.moodle_time = 0.0
         self.calls = collections.Counter()
         self.phases = []
-        original = client_cls.call
+        original_call = client_cls.call
+        original_exchange = client_cls._exchange
         meter = self
 
         def call(client, wsfunction, **params):
             meter.calls[client.aliases.get(wsfunction, wsfunction)] += 1
+            return original_call(client, wsfunction, **params)
+
+        def exchange(client, name, body, fields):
+            # Moodle's time: the round trip and decoding its answer. Building
+            # the request is the connector's work and counts outside.
             started = time.perf_counter()
             try:
-                return original(client, wsfunction, **params)
+                return original_exchange(client, name, body, fields)
             finally:
                 meter.moodle_time += time.perf_counter() - started
 
-        self._restore = (client_cls, original)
+        self._restore = (client_cls, original_call, original_exchange)
         client_cls.call = call
+        client_cls._exchange = exchange
 
     def close(self):
-        client_cls, original = self._restore
-        client_cls.call = original
+        client_cls, original_call, original_exchange = self._restore
+        client_cls.call = original_call
+        client_cls._exchange = original_exchange
 
     @contextlib.contextmanager
     def phase(self, name, minimum=None):

@@ -6,6 +6,9 @@ one form field, and PHP drops the fields beyond ``max_input_vars`` without an
 error, so the client also needs to count them (:func:`count_fields`).
 """
 
+import re
+from urllib.parse import quote_plus
+
 
 def _scalar(value):
     if isinstance(value, bool):
@@ -16,26 +19,66 @@ def _scalar(value):
     return str(value)
 
 
+# quote_plus leaves these as they are; most names and values are only these.
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*\Z")
+_OPEN, _CLOSE = quote_plus("["), quote_plus("]")
+
+
+def _quote(text):
+    return text if _PLAIN.match(text) else quote_plus(text)
+
+
+_KEYS = {}
+
+
+def _key(key):
+    """A parameter name, encoded (names repeat in every record: cached)."""
+    quoted = _KEYS.get(key)
+    if quoted is None:
+        quoted = _quote(str(key))
+        if len(_KEYS) < 4096:
+            _KEYS[key] = quoted
+    return quoted
+
+
 def flatten(params, prefix=""):
-    """Yield ``(name, value)`` pairs for ``params`` in bracket notation.
+    """Return the ``name=value`` pairs of ``params`` in bracket notation,
+    form-encoded (``courses%5B0%5D%5Bfullname%5D=Algebra``).
 
     ``None`` values are skipped: Moodle wants optional keys omitted, not empty.
     Empty lists and dicts produce no field (Moodle applies the default).
 
+    A full push sends over a million fields: this is a plain recursion that
+    quotes each key once and skips quoting for plain text.
+
     :param params: a dict, list or scalar
-    :param str prefix: the name built so far
+    :param str prefix: the (already encoded) name built so far
+    :rtype: list
     """
-    if isinstance(params, dict):
-        for key, value in params.items():
-            name = f"{prefix}[{key}]" if prefix else str(key)
-            yield from flatten(value, name)
-    elif isinstance(params, list | tuple):
-        for index, value in enumerate(params):
-            yield from flatten(value, f"{prefix}[{index}]")
-    elif params is None:
-        return
-    else:
-        yield prefix, _scalar(params)
+    pairs = []
+    _flatten(params, prefix, pairs)
+    return pairs
+
+
+def _flatten(value, name, pairs):
+    append = pairs.append
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            key = _key(key)
+            sub_name = f"{name}{_OPEN}{key}{_CLOSE}" if name else key
+            kind = type(sub)
+            # Most leaves are ints and plain strings: no call, no recursion.
+            if kind is int:
+                append(f"{sub_name}={sub}")
+            elif kind is str:
+                append(f"{sub_name}={_quote(sub)}")
+            else:
+                _flatten(sub, sub_name, pairs)
+    elif isinstance(value, list | tuple):
+        for index, sub in enumerate(value):
+            _flatten(sub, f"{name}{_OPEN}{index}{_CLOSE}", pairs)
+    elif value is not None:
+        append(f"{name}={_quote(_scalar(value))}")
 
 
 def count_fields(value):
@@ -48,17 +91,19 @@ def count_fields(value):
 
 
 def encode(wstoken, wsfunction, params):
-    """Return the ordered form fields of one web-service request.
+    """Return the form-encoded body of one web-service request, and how many
+    fields it holds.
 
     ``wstoken``, ``wsfunction`` and ``moodlewsrestformat`` come first, so that
     if PHP ever cuts the request it cuts our data, never the authentication.
 
-    :return: a list of ``(name, value)`` tuples, ready for ``requests``
+    :return: ``(body, fields)``: the ``application/x-www-form-urlencoded``
+        text, and the number of fields in it
     """
-    fields = [
-        ("wstoken", wstoken),
-        ("wsfunction", wsfunction),
-        ("moodlewsrestformat", "json"),
+    pairs = [
+        f"wstoken={_quote(wstoken)}",
+        f"wsfunction={_quote(wsfunction)}",
+        "moodlewsrestformat=json",
     ]
-    fields.extend(flatten(params or {}))
-    return fields
+    _flatten(params or {}, "", pairs)
+    return "&".join(pairs), len(pairs)

@@ -1,5 +1,7 @@
 """SyncPush: reads OpenEduCat into rows, runs the push core, stores mappings."""
 
+import collections
+import io
 import json
 import logging
 
@@ -41,23 +43,21 @@ _UPDATE_SQL = (
     "FROM (VALUES %s) AS v(id, " + _COLUMNS + ", write_uid) WHERE m.id = v.id"
 )
 _UPDATE_TEMPLATE = "(%s::int, " + _ROW_TEMPLATE + ", %s::int)"
-_INSERT_SQL = (
-    "INSERT INTO moodle_mapping (instance_id, moodle_model, external_key, "
+_COPY_SQL = (
+    "COPY moodle_mapping (instance_id, moodle_model, external_key, "
     + _COLUMNS
-    + ", create_uid, write_uid, create_date, write_date) VALUES %s "
-    "RETURNING id, moodle_model, external_key"
+    + ", create_uid, write_uid, create_date, write_date) FROM STDIN"
 )
-_INSERT_TEMPLATE = (
-    "(%s::int, %s::varchar, %s::varchar, "
-    + _ROW_TEMPLATE
-    + ", %s::int, %s::int, now() at time zone 'UTC', now() at time zone 'UTC')"
-)
+# COPY's text format: NULL is \N; backslash, tab, newline and CR are escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
 
 
 class OdooStore(Store):
     """The :class:`~..sync.store.Store` interface over ``moodle.mapping``.
 
-    Each kind is read in one query; writes go through the ORM.
+    Each kind is read in one query; rows are written in bulk (plain SQL: the
+    table is the connector's own and nothing else hooks its writes).
     """
 
     def __init__(self, instance):
@@ -139,28 +139,43 @@ class OdooStore(Store):
                 cr._obj, _UPDATE_SQL, rows, template=_UPDATE_TEMPLATE, page_size=1000
             )
         if to_create:
-            rows = [
-                (
-                    self.instance.id,
-                    m.kind,
-                    m.key,
-                    *self._row(m, m.extra),
-                    uid,
-                    uid,
-                )
-                for m in to_create
-            ]
-            created = execute_values(
-                cr._obj,
-                _INSERT_SQL,
-                rows,
-                template=_INSERT_TEMPLATE,
-                page_size=1000,
-                fetch=True,
-            )
-            for record_id, kind, key in created:
-                self._ids[kind, key] = record_id
+            self._insert(to_create, cr, uid)
         self.model.invalidate_model()
+
+    def _insert(self, mappings, cr, uid):
+        """New rows go in with COPY (half the time of multi-row INSERTs on a
+        first push), then their ids are read back by key."""
+        now = cr.now()
+        instance_id = self.instance.id
+        lines = []
+        for m in mappings:
+            values = (instance_id, m.kind, m.key, *self._row(m, m.extra))
+            lines.append(
+                "\t".join(
+                    [
+                        _NULL
+                        if v is None
+                        else v.translate(_COPY_ESCAPES)
+                        if type(v) is str
+                        else str(v)
+                        for v in values
+                    ]
+                )
+                + f"\t{uid}\t{uid}\t{now}\t{now}"
+            )
+        lines.append("")
+        cr._obj.copy_expert(_COPY_SQL, io.StringIO("\n".join(lines)))
+        by_kind = collections.defaultdict(list)
+        for m in mappings:
+            by_kind[m.kind].append(m.key)
+        for kind, keys in by_kind.items():
+            cr.execute(
+                "SELECT id, external_key FROM moodle_mapping WHERE instance_id = %s "
+                "AND moodle_model = %s AND external_key = ANY(%s)",
+                [self.instance.id, kind, keys],
+            )
+            for record_id, key in cr.fetchall():
+                self._ids[kind, key] = record_id
 
     @staticmethod
     def _row(mapping, extra):
@@ -188,7 +203,8 @@ class OdooStore(Store):
 
 
 def _m2o(value):
-    return value[0] if value else None
+    """A many2one read with ``load=""``: the id, or ``False``."""
+    return value or None
 
 
 class OdooReader:
@@ -203,8 +219,34 @@ class OdooReader:
         self.env = env
 
     def _read(self, model, domain, fields):
+        """Stored fields, many2ones as plain ids (``load=""``: no display
+        names, which cost more than the rest of the read on 100,000 rows)."""
         model = self.env[model].sudo().with_context(active_test=False)
-        return model.search_read(domain, fields, order="id")
+        return model.search_read(domain, fields, order="id", load="")
+
+    def _read_person(self, model, domain, fields):
+        """Students or faculty with their partner's name, email and language.
+
+        Those are ``_inherits`` fields, computed per record through the
+        related-field machinery; the partners are read directly instead.
+        """
+        rows = self._read(model, domain, [*fields, "partner_id"])
+        partners = {
+            p["id"]: p
+            for p in self._read(
+                "res.partner",
+                [("id", "in", [r["partner_id"] for r in rows if r["partner_id"]])],
+                ["name", "email", "lang"],
+            )
+        }
+        for row in rows:
+            partner = partners.get(row["partner_id"]) or {}
+            row.update(
+                name=partner.get("name"),
+                email=partner.get("email"),
+                lang=partner.get("lang"),
+            )
+        return rows
 
     def snapshot(self, seeds=None):
         """Return ``(snapshot, scope)``.
@@ -306,10 +348,10 @@ class OdooReader:
 
     def _read_people(self, snap, student_domain, faculty_domain):
         logins = {}
-        students = self._read(
+        students = self._read_person(
             "op.student",
             student_domain,
-            ["first_name", "last_name", "name", "email", "user_id", "active", "lang"],
+            ["first_name", "last_name", "user_id", "active"],
         )
         user_ids = {_m2o(r["user_id"]) for r in students if r["user_id"]}
         if user_ids:
@@ -331,18 +373,15 @@ class OdooReader:
                 active=row["active"],
                 lang=_moodle_lang(row["lang"]),
             )
-        for row in self._read(
+        for row in self._read_person(
             "op.faculty",
             faculty_domain,
             [
                 "first_name",
                 "last_name",
-                "name",
-                "email",
                 "active",
                 "faculty_subject_ids",
                 "main_department_id",
-                "lang",
             ],
         ):
             first, last = _names(row)

@@ -72,6 +72,8 @@ class Item:
     payload: dict | None = None
     blocked: str | None = None
     label: str = ""
+    # The payload's hash, once planned (the payload does not change after).
+    digest: str | None = None
 
 
 @dataclasses.dataclass
@@ -514,7 +516,7 @@ class PushSync:
         mapping = self._map(item.kind).get(item.key)
         if item.blocked:
             return BLOCKED, item.blocked
-        digest = payload_hash(item.payload)
+        digest = item.digest = payload_hash(item.payload)
         if mapping and mapping.state == "synced" and mapping.sync_hash == digest:
             return UNCHANGED, None
         if mapping and mapping.state in ("error", "failed"):
@@ -602,7 +604,7 @@ class PushSync:
         if moodle_id:
             mapping.moodle_id = moodle_id
         mapping.idnumber = item.idnumber
-        mapping.sync_hash = payload_hash(item.payload)
+        mapping.sync_hash = item.digest or payload_hash(item.payload)
         mapping.state = "synced"
         mapping.retry_count = 0
         mapping.next_retry = None
@@ -620,7 +622,7 @@ class PushSync:
         mapping.retry_count += 1
         mapping.state, mapping.next_retry = next_attempt(mapping.retry_count, self.now)
         mapping.last_error = str(error)
-        mapping.extra["failed_hash"] = payload_hash(item.payload)
+        mapping.extra["failed_hash"] = item.digest or payload_hash(item.payload)
         attempts = mapping.extra.get("attempts") or []
         attempts.append(
             {"at": self.now.isoformat(timespec="seconds"), "error": str(error)}

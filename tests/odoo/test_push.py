@@ -227,6 +227,45 @@ class TestPushJobs(InstitutionCase):
         self.assertEqual(course["fullname"], "Linear Algebra (Program T)")
         self.assertEqual(self.fm.write_call_count(), 1)
 
+    def test_store_writes_awkward_text_exactly(self):
+        """Rows go in with COPY: tabs, newlines, backslashes, a literal \\N
+        and non-ASCII text come back as they were, and the ORM sees the row."""
+        from odoo.addons.openeducat_moodle.services.push import OdooStore
+        from odoo.addons.openeducat_moodle.sync.store import Mapping
+
+        awkward = "tab\there\nnew line \\ back\\slash « Zoë » \\N"
+        rows = [
+            Mapping(
+                "user",
+                f"oec_student_{n}",
+                "op.student",
+                n,
+                moodle_id=9000 + n,
+                idnumber=f"oec_student_{n}",
+                sync_hash="h" * 64,
+                state="error",
+                retry_count=2,
+                last_error=awkward if n == 1 else "\\N",
+                extra={"note": 'say "hi"\\N\t', "groupid": None},
+            )
+            for n in (1, 2)
+        ]
+        OdooStore(self.instance).save(rows)
+        loaded = OdooStore(self.instance).load("user")
+        self.assertEqual(loaded["oec_student_1"].last_error, awkward)
+        self.assertEqual(loaded["oec_student_2"].last_error, "\\N")
+        self.assertEqual(
+            loaded["oec_student_1"].extra, {"note": 'say "hi"\\N\t', "groupid": None}
+        )
+        self.assertEqual(loaded["oec_student_2"].moodle_id, 9002)
+        record = self.mapping("user", "oec_student_1")
+        self.assertEqual(
+            (record.state, record.retry_count, record.moodle_id, record.last_error),
+            ("error", 2, 9001, awkward),
+        )
+        self.assertEqual(record.create_uid, self.env.user)
+        self.assertTrue(record.create_date)
+
     def test_push_keeps_other_services_keys_in_extra_data(self):
         d = self.data
         self.instance._job_push()

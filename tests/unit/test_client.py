@@ -33,26 +33,31 @@ def client():
 
 
 def form(call):
-    return urllib.parse.parse_qsl(call.request.body)
+    return sent(call.request)
+
+
+def sent(request):
+    """The fields of a request as Moodle decodes them (the body is bytes)."""
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    return urllib.parse.parse_qsl(request.body.decode("ascii"))
 
 
 def test_flatten_brackets_booleans_and_omits_none():
-    fields = list(
-        flatten(
-            {
-                "courses": [
-                    {
-                        "fullname": "Algebra I",
-                        "visible": True,
-                        "idnumber": None,
-                        "customfields": [{"shortname": "code", "value": "ALG"}],
-                    }
-                ],
-                "addsubcategories": False,
-            }
-        )
+    pairs = flatten(
+        {
+            "courses": [
+                {
+                    "fullname": "Algebra I",
+                    "visible": True,
+                    "idnumber": None,
+                    "customfields": [{"shortname": "code", "value": "ALG"}],
+                }
+            ],
+            "addsubcategories": False,
+            "empty": [],
+        }
     )
-    assert fields == [
+    assert urllib.parse.parse_qsl("&".join(pairs)) == [
         ("courses[0][fullname]", "Algebra I"),
         ("courses[0][visible]", "1"),
         ("courses[0][customfields][0][shortname]", "code"),
@@ -62,14 +67,36 @@ def test_flatten_brackets_booleans_and_omits_none():
     assert count_fields({"a": [{"b": 1, "c": [1, 2]}], "d": None}) == 3
 
 
-def test_auth_fields_come_first():
-    fields = encode("tok", "core_x", {"values": ["a"]})
-    assert [name for name, _ in fields[:3]] == [
-        "wstoken",
-        "wsfunction",
-        "moodlewsrestformat",
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Zoë Ørsted-Łukasiewicz",
+        "a&b=c+d e%20f",
+        "line\nbreak",
+        "[brackets]#hash?",
+        "日本語のコース",
+        "plain_text-1.2~",
+        "",
+    ],
+)
+def test_encoding_round_trips_any_text(value):
+    body, fields = encode("tok", "core_x", {"items": [{"na me": value, "n": 2.0}]})
+    assert fields == 5
+    body.encode("ascii")  # what goes on the wire is plain ASCII
+    assert urllib.parse.parse_qsl(body, keep_blank_values=True) == [
+        ("wstoken", "tok"),
+        ("wsfunction", "core_x"),
+        ("moodlewsrestformat", "json"),
+        ("items[0][na me]", value),
+        ("items[0][n]", "2"),
     ]
-    assert fields[2][1] == "json"
+
+
+def test_auth_fields_come_first():
+    body, _fields = encode("tok", "core_x", {"values": ["a"]})
+    names = [name for name, _ in urllib.parse.parse_qsl(body)]
+    assert names[:3] == ["wstoken", "wsfunction", "moodlewsrestformat"]
+    assert dict(urllib.parse.parse_qsl(body))["moodlewsrestformat"] == "json"
 
 
 def test_call_posts_form_with_timeouts_and_tls(rsps, client):
@@ -106,6 +133,52 @@ def test_timeouts_and_verify_are_passed(monkeypatch):
     assert seen["verify"] is False
     assert seen["allow_redirects"] is False
     assert info.value.errorcode == "timeout"
+
+
+@pytest.mark.parametrize(
+    ("env", "proxy", "verify"),
+    [
+        (
+            {"HTTPS_PROXY": "http://proxy.example:3128"},
+            "http://proxy.example:3128",
+            True,
+        ),
+        (
+            {"HTTPS_PROXY": "http://proxy.example:3128", "NO_PROXY": "moodle.example"},
+            None,
+            True,
+        ),
+        (
+            {"REQUESTS_CA_BUNDLE": "/etc/ssl/campus-ca.pem"},
+            None,
+            "/etc/ssl/campus-ca.pem",
+        ),
+    ],
+)
+def test_environment_proxy_and_ca_bundle_are_honoured(monkeypatch, env, proxy, verify):
+    for name in (
+        "HTTPS_PROXY",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "CURL_CA_BUNDLE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    client = MoodleClient("https://moodle.example", TOKEN)
+    seen = {}
+
+    def send(request, **kw):
+        seen.update(kw)
+        raise requests.ConnectTimeout("stop")
+
+    monkeypatch.setattr(client.session, "send", send)
+    with pytest.raises(MoodleTransientError):
+        client.call("core_webservice_get_site_info")
+    assert seen["proxies"].get("https") == proxy
+    assert seen["verify"] == verify
 
 
 def test_null_body_is_success(rsps, client):
@@ -259,7 +332,7 @@ def test_token_never_leaks(rsps, caplog):
 
 
 def _created(request):
-    pairs = urllib.parse.parse_qsl(request.body)
+    pairs = sent(request)
     names = [v for k, v in pairs if k.endswith("[username]")]
     return names
 
