@@ -452,6 +452,7 @@ def main(argv=None):
         odoo.service.db.exp_duplicate_database(args.template, args.db)
         # The addon's code may be newer than the template: update it there.
         odoo.tools.config["update"]["openeducat_moodle"] = 1
+        odoo.tools.config["init"]["openeducat_moodle_exam"] = 1
         odoo.modules.registry.Registry.new(args.db, update_module=True)
     elif args.step == "drop":
         _drop(odoo, args.db)

@@ -38,13 +38,13 @@ else
 fi
 
 echo "== lint: pylint-odoo (17.0 checks)"
-if "$VENV/bin/pylint" --rcfile=.pylintrc-mandatory openeducat_moodle; then
+if "$VENV/bin/pylint" --rcfile=.pylintrc-mandatory openeducat_moodle openeducat_moodle_exam; then
   note "lint pylint-odoo: passed"
 else
   fail "lint pylint-odoo: FAILED"
 fi
 echo "== lint: pylint-odoo, every check (informational, as in OCA's template)"
-"$VENV/bin/pylint" --rcfile=.pylintrc --exit-zero openeducat_moodle
+"$VENV/bin/pylint" --rcfile=.pylintrc --exit-zero openeducat_moodle openeducat_moodle_exam
 
 echo "== README function list matches the client's catalogue"
 if "$PY" tests/check_readme.py; then
@@ -101,9 +101,10 @@ else
   # pytest-odoo imports odoo when loaded: it lives only in Odoo's environment.
   "$ODOO_PY" -c 'import pytest_odoo, responses' 2>/dev/null \
     || "$ODOO_PY" -m pip install --quiet pytest-odoo responses
-  echo "installing/updating openeducat_moodle in $ODOO_DB"
+  echo "installing/updating openeducat_moodle and openeducat_moodle_exam in $ODOO_DB"
   if ! "$ODOO_PY" -m odoo -c "$ODOO_RC" -d "$ODOO_DB" --stop-after-init \
-      -i openeducat_moodle -u openeducat_moodle --log-level=warn; then
+      -i openeducat_moodle,openeducat_moodle_exam \
+      -u openeducat_moodle,openeducat_moodle_exam --log-level=warn; then
     fail "odoo layer: FAILED (the addon does not install)"
   elif "$ODOO_PY" -m pytest -q -p no:cacheprovider -c tests/odoo/pytest.ini \
       --odoo-config="$ODOO_RC" --odoo-database="$ODOO_DB" \

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 DB=${ODOO_DB_NAME:-oec}
-MODULES=openeducat_core,openeducat_exam,openeducat_attendance,queue_job,openeducat_moodle
+MODULES=openeducat_core,openeducat_exam,openeducat_attendance,queue_job,openeducat_moodle,openeducat_moodle_exam
 DB_ARGS=(--db_host "${HOST:-db}" --db_port "${PORT:-5432}"
          --db_user "${USER:-odoo}" --db_password "${PASSWORD:?PASSWORD is not set}")
 # odoo [shell] <options>: the sub-command, when there is one, comes first.
@@ -67,7 +67,8 @@ case "$state" in
     ;;
   *)
     echo "odoo-init: database $DB exists; updating openeducat_moodle"
-    odoo_db -u openeducat_moodle --stop-after-init --no-http
+    odoo_db -i openeducat_moodle_exam -u openeducat_moodle,openeducat_moodle_exam \
+      --stop-after-init --no-http
     if [ "$demo" = true ] && [ "$state" = nodemo ]; then
       echo "odoo-init: loading the demo data of every installed module"
       odoo_db shell --no-http --log-level=warn <<'PY'

@@ -3,7 +3,10 @@
 import collections
 import dataclasses
 import datetime
+import json
 import logging
+
+from psycopg2.extras import execute_values
 
 from ..moodle import MoodleRecordError
 from ..sync import idnumbers
@@ -13,6 +16,15 @@ from ..sync.pull import GradeFetcher
 _logger = logging.getLogger(__name__)
 
 EXAM_TYPE_CODE = "MOODLE"
+_UPDATE_GRADE_SQL = (
+    "UPDATE moodle_mapping AS m SET res_model = 'op.exam.attendees', "
+    "res_id = v.res_id, sync_hash = v.sync_hash, state = 'synced', "
+    "retry_count = 0, next_retry_date = NULL, last_error = NULL, "
+    "last_sync_date = v.last_sync_date, extra_data = v.extra_data, "
+    "write_uid = v.write_uid, write_date = now() at time zone 'UTC' "
+    "FROM (VALUES %s) AS v(id, res_id, sync_hash, last_sync_date, extra_data, "
+    "write_uid) WHERE m.id = v.id"
+)
 
 
 @dataclasses.dataclass
@@ -46,6 +58,12 @@ class ExamWriter:
         self._attendees = {}
         self._lines = {}
         self._new_lines = []
+        self._new_attendees = {}
+        # With openeducat_moodle_exam, OpenEduCat's marks check takes many
+        # attendees at once: a course's new attendees go in one create.
+        self._bulk = bool(
+            getattr(env["op.exam.attendees"], "_moodle_bulk_marks", False)
+        )
         self.touched_exams = env["op.exam"]
 
     def _exam_type(self):
@@ -111,6 +129,8 @@ class ExamWriter:
                         "min_marks": converted.min_marks,
                     }
                 )
+                # A new exam has no attendees or results to look up.
+                self._attendees[exam.id], self._lines[exam.id] = {}, {}
             self._exams[key] = exam
         if (exam.total_marks, exam.min_marks) != (converted.total, converted.min_marks):
             # The item's maximum or the pass threshold changed: marks above
@@ -169,11 +189,11 @@ class ExamWriter:
         return self._attendees[exam.id], self._lines[exam.id]
 
     def write_marks(self, exam, student, batch, converted):
-        """Write one student's marks; return the attendee's id.
+        """Write one student's marks.
 
-        Attendees are written one by one (OpenEduCat's marks constraint on
-        op.exam.attendees only handles single records); result lines are
-        created in bulk by :meth:`flush`.
+        An existing attendee is updated; a new one (and a new result line)
+        waits for :meth:`flush`, which creates them in bulk. The attendee's id
+        is then :meth:`attendee_id`.
         """
         attendees, lines = self._load(exam)
         note = f"Moodle grade: {converted.percentage:.2f}%"
@@ -184,19 +204,17 @@ class ExamWriter:
         if attendee_id:
             self.env["op.exam.attendees"].browse(attendee_id).write(values)
         else:
-            attendee_id = attendees[student] = (
-                self.env["op.exam.attendees"]
-                .create(
-                    {
-                        **values,
-                        "exam_id": exam.id,
-                        "student_id": student,
-                        "course_id": exam.session_id.course_id.id,
-                        "batch_id": batch,
-                    }
-                )
-                .id
-            )
+            new = {
+                **values,
+                "exam_id": exam.id,
+                "student_id": student,
+                "course_id": exam.session_id.course_id.id,
+                "batch_id": batch,
+            }
+            if self._bulk:
+                self._new_attendees[exam.id, student] = new
+            else:
+                attendees[student] = self.env["op.exam.attendees"].create(new).id
         line = lines.get(student)
         if line is None:
             self._new_lines.append(
@@ -206,14 +224,30 @@ class ExamWriter:
         elif line[1] != converted.marks and line[0]:
             self.env["op.result.line"].browse(line[0]).marks = converted.marks
             lines[student] = (line[0], converted.marks)
-        return attendee_id
+
+    def attendee_id(self, exam, student):
+        """The attendee of ``student`` in ``exam`` (after :meth:`flush`)."""
+        return self._attendees[exam.id][student]
 
     def flush(self):
-        """Create the result lines collected since the last flush."""
+        """Create the attendees and result lines collected since the last
+        flush (one create each)."""
+        if self._new_attendees:
+            created = self.env["op.exam.attendees"].create(
+                list(self._new_attendees.values())
+            )
+            for (exam_id, student), attendee in zip(
+                self._new_attendees, created, strict=True
+            ):
+                self._attendees[exam_id][student] = attendee.id
+            self._new_attendees = {}
         if self._new_lines:
             created = self.env["op.result.line"].create(self._new_lines)
-            for line in created:
-                self._lines[line.exam_id.id][line.student_id.id] = (line.id, line.marks)
+            for line, vals in zip(created, self._new_lines, strict=True):
+                self._lines[vals["exam_id"]][vals["student_id"]] = (
+                    line.id,
+                    vals["marks"],
+                )
             self._new_lines = []
 
     def recompute(self):
@@ -359,6 +393,55 @@ class SyncGrades:
             SyncCompletion(self.instance, self.client, self.dry_run, self.result).run()
         return self.result
 
+    def _store_grade_mappings(self, writer, course_key, written):
+        """One mapping row per grade: new rows in one create, changed rows
+        in one multi-row UPDATE (the table is the connector's own)."""
+        now = datetime.datetime.now()
+        new_mappings, changed = [], []
+        for key, mapping, exam, student, digest, row, converted in written:
+            extra = {
+                "raw": row.raw,
+                "grademax": row.grademax,
+                "source": row.source,
+                "letter": converted.letter,
+            }
+            attendee_id = writer.attendee_id(exam, student)
+            if mapping:
+                changed.append(
+                    (mapping["id"], attendee_id, digest, now, json.dumps(extra))
+                )
+                self.result.updated += 1
+            else:
+                new_mappings.append(
+                    {
+                        "instance_id": self.instance.id,
+                        "moodle_model": "grade",
+                        "external_key": key,
+                        "moodle_idnumber": course_key,
+                        "res_model": "op.exam.attendees",
+                        "res_id": attendee_id,
+                        "sync_hash": digest,
+                        "state": "synced",
+                        "last_sync_date": now,
+                        "extra_data": extra,
+                    }
+                )
+                self.result.created += 1
+        mappings = self.env["moodle.mapping"].sudo()
+        if new_mappings:
+            mappings.create(new_mappings)
+        if changed:
+            mappings.flush_model()
+            execute_values(
+                self.env.cr._obj,
+                _UPDATE_GRADE_SQL,
+                [(*row, self.env.uid) for row in changed],
+                template="(%s::int, %s::int, %s::varchar, %s::timestamp, %s::jsonb, "
+                "%s::int)",
+                page_size=1000,
+            )
+            mappings.invalidate_model()
+
     def _recompute_gradebooks(self, writer):
         """Once per run, over everything the run touched."""
         writer.recompute()
@@ -382,7 +465,7 @@ class SyncGrades:
         subject = self.env["op.subject"].browse(subject_id)
         settings = self.instance._grade_settings()
         unmapped = set()
-        new_mappings = []
+        written = []
         for row in course.rows:
             student = self._student_map.get(row.userid)
             if student is None:
@@ -413,37 +496,10 @@ class SyncGrades:
                 continue
             session = writer.session(program, self.env["op.batch"].browse(batch))
             exam = writer.exam(session, subject, row, converted)
-            attendee_id = writer.write_marks(exam, student, batch, converted)
-            values = {
-                "res_model": "op.exam.attendees",
-                "res_id": attendee_id,
-                "sync_hash": digest,
-                "state": "synced",
-                "last_sync_date": datetime.datetime.now(),
-                "extra_data": {
-                    "raw": row.raw,
-                    "grademax": row.grademax,
-                    "source": row.source,
-                    "letter": converted.letter,
-                },
-            }
-            if mapping:
-                self.env["moodle.mapping"].sudo().browse(mapping["id"]).write(values)
-                self.result.updated += 1
-            else:
-                new_mappings.append(
-                    {
-                        **values,
-                        "instance_id": self.instance.id,
-                        "moodle_model": "grade",
-                        "external_key": key,
-                        "moodle_idnumber": course_key,
-                    }
-                )
-                self.result.created += 1
+            writer.write_marks(exam, student, batch, converted)
+            written.append((key, mapping, exam, student, digest, row, converted))
         writer.flush()
-        if new_mappings:
-            self.env["moodle.mapping"].sudo().create(new_mappings)
+        self._store_grade_mappings(writer, course_key, written)
         if unmapped:
             self.result.unmapped_students += len(unmapped)
             self.result.errors.append(

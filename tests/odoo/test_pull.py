@@ -1,5 +1,7 @@
+from unittest.mock import patch
+
 from odoo import api
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.service.model import check_method_name
 from odoo.tests import tagged
 
@@ -133,6 +135,65 @@ class TestGradePull(InstitutionCase):
             self.marks(self.data["ann"]),
             {"Essay": 73, "Weekly quiz": 95, "Oral exam": 60},
         )
+        # The grade's mapping row follows (written in bulk, outside the ORM).
+        oral = self.env["moodle.mapping"].search(
+            [
+                ("moodle_model", "=", "grade"),
+                ("external_key", "like", f"oec_student_{self.data['ann'].id}@%"),
+                ("extra_data", "!=", False),
+            ]
+        )
+        by_raw = {m.extra_data["raw"]: m for m in oral}
+        self.assertIn(30.0, by_raw)
+        self.assertNotIn(42.5, by_raw)
+        row = by_raw[30.0]
+        self.assertEqual(row.state, "synced")
+        self.assertEqual(row.res_model, "op.exam.attendees")
+        attendee = self.env["op.exam.attendees"].browse(row.res_id)
+        self.assertEqual((attendee.student_id, attendee.marks), (self.data["ann"], 60))
+
+    def test_new_attendees_of_a_course_are_created_in_one_call(self):
+        model = type(self.env["op.exam.attendees"])
+        original = model.create
+        batches = []
+
+        def create(records, vals_list):
+            batches.append(len(vals_list) if isinstance(vals_list, list) else 1)
+            return original(records, vals_list)
+
+        with patch.object(model, "create", create):
+            self.instance._job_pull_grades()
+        # The Algebra course: Ann's essay, quiz and oral, Ben's oral.
+        self.assertEqual(batches, [4])
+        self.assertEqual(len(self.attendees(self.data["ann"])), 3)
+
+    def test_openeducat_marks_check_still_holds_for_many_attendees(self):
+        self.instance._job_pull_grades()
+        exam = self.attendees(self.data["ann"]).exam_id[:1]
+        attendees = self.env["op.exam.attendees"]
+        other = self.env["op.student"].create(
+            {"name": "Cy Dee", "first_name": "Cy", "last_name": "Dee"}
+        )
+        third = self.env["op.student"].create(
+            {"name": "Di Eft", "first_name": "Di", "last_name": "Eft"}
+        )
+        with (
+            self.assertRaisesRegex(ValidationError, "between 0"),
+            self.env.cr.savepoint(),
+        ):
+            attendees.create(
+                [
+                    {"exam_id": exam.id, "student_id": other.id, "marks": 10},
+                    {"exam_id": exam.id, "student_id": third.id, "marks": 101},
+                ]
+            )
+        both = attendees.create(
+            [
+                {"exam_id": exam.id, "student_id": other.id, "marks": 10},
+                {"exam_id": exam.id, "student_id": third.id, "marks": 100},
+            ]
+        )
+        self.assertEqual(both.mapped("marks"), [10, 100])
 
     def test_points_and_letters(self):
         self.instance.grade_scale_type = "points"

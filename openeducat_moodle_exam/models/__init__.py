@@ -1,0 +1,1 @@
+from . import op_exam_attendees
