@@ -25,8 +25,9 @@ class Simulator:
     """The simulator in its own process, so that the measured process holds
     the connector only. ``with Simulator(latency) as sim: sim.url``."""
 
-    def __init__(self, latency=0.0, python=None):
+    def __init__(self, latency=0.0, python=None, speed="instant"):
         self.latency = latency
+        self.speed = speed
         self.python = python or sys.executable
         self.token = SIM_TOKEN
         self.proc = None
@@ -43,6 +44,8 @@ class Simulator:
                 self.token,
                 "--latency",
                 str(self.latency),
+                "--moodle-speed",
+                self.speed,
             ],
             cwd=ROOT,
             env=env,
@@ -222,14 +225,22 @@ def seed_learning(sim, preset, grade_share=1.0):
     return {**grades, **completion}
 
 
-def run(preset, batch_size=100, latency=0.0, naive=False, log=print, grade_share=1.0):
+def run(
+    preset,
+    batch_size=100,
+    latency=0.0,
+    naive=False,
+    log=print,
+    grade_share=1.0,
+    speed="instant",
+):
     """Run the five phases with the sync core against the simulator;
     return ``(phases, info)``."""
     meter = Meter(MoodleClient)
     info = {"mode": "core", "naive": naive, "batch_size": batch_size}
     try:
-        with Simulator(latency) as sim:
-            info["moodle"] = f"simulator at {sim.url} (latency {latency} s per call)"
+        with Simulator(latency, speed=speed) as sim:
+            info["moodle"] = _described(sim, latency, speed)
             client = MoodleClient(sim.url, sim.token, batch_size=batch_size)
 
             def seed():
@@ -243,6 +254,13 @@ def run(preset, batch_size=100, latency=0.0, naive=False, log=print, grade_share
         meter.close()
     info["mappings"] = len(store.rows)
     return meter.phases, info
+
+
+def _described(sim, latency, speed):
+    text = f"simulator at {sim.url} (latency {latency} s per call"
+    if speed != "instant":
+        text += f"; Moodle's pace per record: {speed}"
+    return text + ")"
 
 
 def _logged(log, phase):

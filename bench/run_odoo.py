@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from .measure import Phase
-from .run_core import ROOT, Simulator
+from .run_core import ROOT, Simulator, _described
 
 
 def _odoo_available(python, log):
@@ -56,8 +56,11 @@ def run(preset, args, naive=False, log=print):
     batch_size = 1 if naive else args.batch_size
     db = f"{args.odoo_db}_run{os.getpid()}{'n' if naive else ''}"
     info = {"mode": "odoo", "naive": naive, "batch_size": batch_size, "db": db}
-    with Simulator(args.latency) as sim, tempfile.TemporaryDirectory() as tmp:
-        info["moodle"] = f"simulator at {sim.url} (latency {args.latency} s per call)"
+    with (
+        Simulator(args.latency, speed=args.moodle_speed) as sim,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        info["moodle"] = _described(sim, args.latency, args.moodle_speed)
         out = pathlib.Path(tmp) / "phases.json"
         _worker(args, "clone", "--db", db, "--template", args.odoo_db, log=log)
         try:
