@@ -59,6 +59,8 @@ class ExamWriter:
         self._lines = {}
         self._new_lines = []
         self._new_attendees = {}
+        self._exams_by_code = None
+        self._next_slot = {}
         # With openeducat_moodle_exam, OpenEduCat's marks check takes many
         # attendees at once: a course's new attendees go in one create.
         self._bulk = bool(
@@ -110,11 +112,7 @@ class ExamWriter:
                     idnumbers.base36(session.batch_id.id),
                 )
             )
-            exam = (
-                self.env["op.exam"]
-                .with_context(active_test=False)
-                .search([("exam_code", "=", code)])
-            )
+            exam = self._existing_exam(code)
             if not exam:
                 start, end = self._free_slot(session, subject)
                 exam = self.env["op.exam"].create(
@@ -129,8 +127,10 @@ class ExamWriter:
                         "min_marks": converted.min_marks,
                     }
                 )
-                # A new exam has no attendees or results to look up.
+                # A new exam has no attendees or results to look up, and the
+                # subject's next free slot in this session follows it.
                 self._attendees[exam.id], self._lines[exam.id] = {}, {}
+                self._next_slot[session.id, subject.id] = end
             self._exams[key] = exam
         if (exam.total_marks, exam.min_marks) != (converted.total, converted.min_marks):
             # The item's maximum or the pass threshold changed: marks above
@@ -143,9 +143,37 @@ class ExamWriter:
         self.touched_exams |= exam
         return exam
 
+    def _existing_exam(self, code):
+        """The exam with this code; the instance's exams are read once."""
+        if self._exams_by_code is None:
+            prefix = "M" + idnumbers.base36(self.instance.id) + "."
+            exams = (
+                self.env["op.exam"]
+                .with_context(active_test=False)
+                .search([("exam_code", "=like", prefix + "%")])
+            )
+            self._exams_by_code = {e.exam_code: e for e in exams}
+        return self._exams_by_code.get(code) or self.env["op.exam"]
+
     def _free_slot(self, session, subject):
         """A one-minute slot inside the session that no exam of the subject
-        overlaps (OpenEduCat refuses overlapping exams of a subject)."""
+        overlaps (OpenEduCat refuses overlapping exams of a subject).
+
+        Asked once per subject and session per run: the exams this run
+        creates follow each other."""
+        start = self._next_slot.get((session.id, subject.id))
+        if start is None:
+            start = self._latest_end(session, subject)
+        end = start + datetime.timedelta(minutes=1)
+        if end.date() > session.end_date:
+            raise MoodleRecordError(
+                f"No free exam slot left for subject {subject.display_name} in "
+                f"session {session.exam_code}",
+                errorcode="noexamslot",
+            )
+        return start, end
+
+    def _latest_end(self, session, subject):
         start = datetime.datetime.combine(session.start_date, datetime.time(0, 0))
         latest = self.env["op.exam"].search(
             [
@@ -162,14 +190,7 @@ class ExamWriter:
         )
         if latest:
             start = max(start, latest.end_time)
-        end = start + datetime.timedelta(minutes=1)
-        if end.date() > session.end_date:
-            raise MoodleRecordError(
-                f"No free exam slot left for subject {subject.display_name} in "
-                f"session {session.exam_code}",
-                errorcode="noexamslot",
-            )
-        return start, end
+        return start
 
     def _load(self, exam):
         """Attendees and result lines of an exam, read once per run."""

@@ -1,3 +1,5 @@
+import datetime
+import itertools
 from unittest.mock import patch
 
 from odoo import api
@@ -151,6 +153,48 @@ class TestGradePull(InstitutionCase):
         self.assertEqual(row.res_model, "op.exam.attendees")
         attendee = self.env["op.exam.attendees"].browse(row.res_id)
         self.assertEqual((attendee.student_id, attendee.marks), (self.data["ann"], 60))
+
+    def test_exams_keep_clear_of_exams_teachers_made(self):
+        d = self.data
+        batch = d["batch"]
+        exam_type = self.env["op.exam.type"].create({"name": "Mid", "code": "MIDG"})
+        session = self.env["op.exam.session"].create(
+            {
+                "name": "Mid-terms",
+                "exam_code": "MIDTERMS-G",
+                "course_id": d["program"].id,
+                "batch_id": batch.id,
+                "start_date": batch.start_date,
+                "end_date": batch.end_date,
+                "exam_type": exam_type.id,
+                "evaluation_type": "normal",
+            }
+        )
+        start = datetime.datetime.combine(batch.start_date, datetime.time(0, 0))
+        self.env["op.exam"].create(
+            {
+                "name": "Written mid-term",
+                "exam_code": "MID-ALG-G",
+                "session_id": session.id,
+                "subject_id": self.alg.id,
+                "start_time": start,
+                "end_time": start + datetime.timedelta(hours=2),
+                "total_marks": 100,
+                "min_marks": 40,
+            }
+        )
+        summary = self.instance._job_pull_grades()
+        self.assertIn("0 courses failed", summary)
+        self.assertEqual(
+            self.marks(d["ann"]),
+            {"Essay": 73, "Weekly quiz": 85, "Oral exam": 85},
+        )
+        exams = self.env["op.exam"].search(
+            [("subject_id", "=", self.alg.id)], order="start_time"
+        )
+        self.assertEqual(len(exams), 4)
+        for earlier, later in itertools.pairwise(exams):
+            self.assertLessEqual(earlier.end_time, later.start_time)
 
     def test_new_attendees_of_a_course_are_created_in_one_call(self):
         model = type(self.env["op.exam.attendees"])
