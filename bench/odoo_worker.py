@@ -365,6 +365,11 @@ def step_phases(args, odoo):
     match = re.search(r"(\d+) grades created, (\d+) updated", phase.summary)
     info["grades_written"] = int(match[1]) + int(match[2]) if match else 0
     info["courses"] = courses
+    from odoo.addons.openeducat_moodle.sync.idnumbers import base36
+
+    info["exams_written"] = env["op.exam"].search_count(
+        [("exam_code", "=like", f"M{base36(instance.id)}.%")]
+    )
     log(f"{phase.name}: {phase.wall:.1f} s, {sum(phase.calls.values())} calls")
     instance.write(
         {
