@@ -8,6 +8,8 @@ import logging
 
 from psycopg2.extras import execute_values
 
+from odoo.exceptions import UserError, ValidationError
+
 from ..moodle import MoodleRecordError
 from ..sync import idnumbers
 from ..sync.grades import convert, grade_hash
@@ -16,6 +18,12 @@ from ..sync.pull import GradeFetcher
 _logger = logging.getLogger(__name__)
 
 EXAM_TYPE_CODE = "MOODLE"
+_UPDATE_COMPLETION_SQL = (
+    "UPDATE moodle_mapping AS m SET "
+    "extra_data = COALESCE(m.extra_data, '{}'::jsonb) || v.status, "
+    "write_date = now() at time zone 'UTC' "
+    "FROM (VALUES %s) AS v(id, status) WHERE m.id = v.id"
+)
 _UPDATE_GRADE_SQL = (
     "UPDATE moodle_mapping AS m SET res_model = 'op.exam.attendees', "
     "res_id = v.res_id, sync_hash = v.sync_hash, state = 'synced', "
@@ -60,7 +68,8 @@ class ExamWriter:
         self._new_lines = []
         self._new_attendees = {}
         self._exams_by_code = None
-        self._next_slot = {}
+        self._latest = {}
+        self._created_slots = collections.defaultdict(list)
         # With openeducat_moodle_exam, OpenEduCat's marks check takes many
         # attendees at once: a course's new attendees go in one create.
         self._bulk = bool(
@@ -127,10 +136,9 @@ class ExamWriter:
                         "min_marks": converted.min_marks,
                     }
                 )
-                # A new exam has no attendees or results to look up, and the
-                # subject's next free slot in this session follows it.
+                # A new exam has no attendees or results to look up.
                 self._attendees[exam.id], self._lines[exam.id] = {}, {}
-                self._next_slot[session.id, subject.id] = end
+                self._created_slots[subject.id].append(end)
             self._exams[key] = exam
         if (exam.total_marks, exam.min_marks) != (converted.total, converted.min_marks):
             # The item's maximum or the pass threshold changed: marks above
@@ -159,11 +167,17 @@ class ExamWriter:
         """A one-minute slot inside the session that no exam of the subject
         overlaps (OpenEduCat refuses overlapping exams of a subject).
 
-        Asked once per subject and session per run: the exams this run
-        creates follow each other."""
-        start = self._next_slot.get((session.id, subject.id))
-        if start is None:
-            start = self._latest_end(session, subject)
+        OpenEduCat's rule is per subject, across sessions. The database is
+        asked once per subject and session per run; the exams this run
+        creates (in any session) are kept and placed after."""
+        key = session.id, subject.id
+        if key not in self._latest:
+            self._latest[key] = self._latest_end(session, subject)
+        first = self._latest[key]
+        last = datetime.datetime.combine(session.end_date, datetime.time.max)
+        start = max(
+            [first, *(e for e in self._created_slots[subject.id] if first <= e <= last)]
+        )
         end = start + datetime.timedelta(minutes=1)
         if end.date() > session.end_date:
             raise MoodleRecordError(
@@ -245,6 +259,13 @@ class ExamWriter:
         elif line[1] != converted.marks and line[0]:
             self.env["op.result.line"].browse(line[0]).marks = converted.marks
             lines[student] = (line[0], converted.marks)
+
+    def after_rollback(self):
+        """A writer for the next course once a course's writes were rolled
+        back: what this one cached may name records that no longer exist."""
+        writer = ExamWriter(self.env, self.instance)
+        writer.touched_exams = self.touched_exams.exists()
+        return writer
 
     def attendee_id(self, exam, student):
         """The attendee of ``student`` in ``exam`` (after :meth:`flush`)."""
@@ -407,7 +428,16 @@ class SyncGrades:
                         f"course {course.courseid}: {course.error}"
                     )
                     continue
-                self._apply_course(writer, course)
+                try:
+                    with self.env.cr.savepoint():
+                        self._apply_course(writer, course)
+                except (UserError, ValidationError, MoodleRecordError) as err:
+                    # OpenEduCat refused a write (or no exam slot is left):
+                    # the course's grades wait for the next run, the other
+                    # courses go on.
+                    self.result.failed_courses += 1
+                    self.result.errors.append(f"course {course.courseid}: {err}")
+                    writer = writer.after_rollback()
             if not self.dry_run:
                 self._recompute_gradebooks(writer)
         if instance.pull_completion and instance.completion_schedule == "with_grades":
@@ -562,6 +592,7 @@ class SyncCompletion:
             )
         }
         no_criteria = set()
+        changed = []
         for enrolment in enrolments:
             if (enrolment.extra_data or {}).get("completion") == "complete":
                 # Moodle keeps a completion once reached: no need to ask again.
@@ -599,9 +630,20 @@ class SyncCompletion:
                         or None,
                     }
             self.result.completion[status["completion"]] += 1
-            extra = dict(enrolment.extra_data or {})
+            extra = enrolment.extra_data or {}
             if self.dry_run or all(extra.get(k) == v for k, v in status.items()):
                 continue
-            extra.update(status)
-            enrolment.extra_data = extra
+            changed.append((enrolment.id, json.dumps(status)))
+        if changed:
+            # One multi-row UPDATE merging the status keys into extra_data
+            # (the push's keys stay), not one UPDATE per enrolment.
+            mapping_model.flush_model()
+            execute_values(
+                self.instance.env.cr._obj,
+                _UPDATE_COMPLETION_SQL,
+                changed,
+                template="(%s::int, %s::jsonb)",
+                page_size=1000,
+            )
+            mapping_model.invalidate_model(["extra_data"])
         return self.result

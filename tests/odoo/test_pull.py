@@ -88,6 +88,8 @@ class TestGradePull(InstitutionCase):
             ]
         )
         self.assertEqual(enrolment.extra_data["completion"], "complete")
+        # Merged into the push's keys, which stay.
+        self.assertIn("enrolled", enrolment.extra_data)
         bio = self.env["moodle.mapping"].search(
             [
                 ("moodle_model", "=", "enrolment"),
@@ -195,6 +197,96 @@ class TestGradePull(InstitutionCase):
         self.assertEqual(len(exams), 4)
         for earlier, later in itertools.pairwise(exams):
             self.assertLessEqual(earlier.end_time, later.start_time)
+
+    def test_exams_of_two_batches_do_not_overlap(self):
+        """OpenEduCat forbids overlapping exams of a subject across sessions:
+        the second batch's exams go after the first batch's."""
+        d = self.data
+        env = self.no_export_env
+        batch2 = env["op.batch"].create(
+            {
+                "name": "Batch G2",
+                "code": "BATG2",
+                "course_id": d["program"].id,
+                "start_date": "2026-09-01",
+                "end_date": "2027-06-30",
+            }
+        )
+        cy = env["op.student"].create(
+            {
+                "name": "Cy Dee",
+                "first_name": "Cy",
+                "last_name": "Dee",
+                "email": "cy.g@uni.test",
+            }
+        )
+        env["op.student.course"].create(
+            {
+                "student_id": cy.id,
+                "course_id": d["program"].id,
+                "batch_id": batch2.id,
+                "subject_ids": [(6, 0, self.alg.ids)],
+            }
+        )
+        self.instance._job_push()
+        cy_id = self.fm.find_user(idnumber=f"oec_student_{cy.id}")["id"]
+        self.fm.set_manual_grade(self.oral, cy_id, 25.0)
+        self.fm.add_quiz_attempt(self.quiz, cy_id, 5.0)
+        summary = self.instance._job_pull_grades()
+        self.assertIn("0 courses failed", summary)
+        self.assertEqual(self.marks(cy), {"Oral exam": 50, "Weekly quiz": 50})
+        self.assertEqual(
+            self.marks(d["ann"]), {"Essay": 73, "Weekly quiz": 85, "Oral exam": 85}
+        )
+        exams = self.env["op.exam"].search(
+            [("subject_id", "=", self.alg.id)], order="start_time"
+        )
+        self.assertEqual(len(exams), 5)  # 3 items in batch G, 2 in batch G2
+        self.assertEqual(len(exams.session_id), 2)
+        for earlier, later in itertools.pairwise(exams):
+            self.assertLessEqual(earlier.end_time, later.start_time)
+
+    def test_a_course_openeducat_refuses_does_not_stop_the_others(self):
+        d = self.data
+        bio = d["subjects"][1]
+        bio_course = self.fm.find_course(
+            idnumber=f"oec_subj_{bio.id}_course_{d['program'].id}"
+        )
+        lab = self.fm.add_manual_item(bio_course["id"], "Lab report", grademax=10.0)
+        self.fm.set_manual_grade(lab, self.ann_id, 9.0)
+        from odoo.addons.openeducat_moodle.services.grades import ExamWriter
+
+        original = ExamWriter.exam
+
+        def exam(writer, session, subject, row, converted):
+            created = original(writer, session, subject, row, converted)
+            if subject == self.alg:
+                raise ValidationError("Exam refused by a local rule")
+            return created
+
+        with patch.object(ExamWriter, "exam", exam):
+            summary = self.instance._job_pull_grades()
+        self.assertIn("1 courses failed", summary)
+        self.assertFalse(self.attendees(d["ann"]))  # Algebra rolled back whole
+        self.assertFalse(
+            self.env["op.exam"].search(
+                [("subject_id", "=", self.alg.id), ("exam_code", "=like", "M%")]
+            )
+        )
+        lab_attendee = self.env["op.exam.attendees"].search(
+            [("student_id", "=", d["ann"].id), ("exam_id.subject_id", "=", bio.id)]
+        )
+        self.assertEqual(lab_attendee.marks, 90)
+        self.assertEqual(lab_attendee.exam_id.state, "result_updated")
+        run = self.env["moodle.sync.run"].search(
+            [("instance_id", "=", self.instance.id)], order="id desc", limit=1
+        )
+        self.assertIn("Exam refused by a local rule", run.message or "")
+        # The next run, without the refusal, writes Algebra's grades.
+        self.instance._job_pull_grades()
+        self.assertEqual(
+            self.marks(d["ann"]), {"Essay": 73, "Weekly quiz": 85, "Oral exam": 85}
+        )
 
     def test_new_attendees_of_a_course_are_created_in_one_call(self):
         model = type(self.env["op.exam.attendees"])
