@@ -66,8 +66,10 @@ case $? in
 esac
 
 echo "== benchmark smoke test (small preset, sync core, simulator over loopback HTTP)"
-if "$PY" -m bench --preset small --mode core --check > "$REPORTS/bench-small.txt" 2>&1; then
-  note "benchmark smoke (small preset): passed, targets met (see $REPORTS/bench-small.txt)"
+# Targets on calls only: time and memory are judged in the benchmark proper
+# (BENCHMARKS.md), never in the test command, where the machine's load varies.
+if "$PY" -m bench --preset small --mode core --check counts > "$REPORTS/bench-small.txt" 2>&1; then
+  note "benchmark smoke (small preset): passed, call-count targets met (see $REPORTS/bench-small.txt)"
 else
   tail -30 "$REPORTS/bench-small.txt"
   fail "benchmark smoke (small preset): FAILED"

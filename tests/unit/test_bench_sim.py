@@ -47,3 +47,23 @@ def test_instant_by_default(slept):
     fm = sim.IndexedFakeMoodle(token="t")
     _post(fm, "core_user_create_users", users=[_user(3)])
     assert slept == []
+
+
+def test_time_and_memory_targets_are_marked_machine_dependent():
+    from bench import report
+    from bench.measure import Phase
+
+    initial = Phase(
+        "initial full push",
+        wall=10.0,
+        moodle_time=2.0,  # 80 % outside: the time target fails
+        calls={"core_user_create_users": 2},
+        minimum={"core_user_create_users": 2},
+        peak_rss_kib=2 * 1024 * 1024,  # 2 GiB: the memory target fails
+    )
+    rows = report.checks([initial], {"mode": "odoo"})
+    (calls,) = [r for r in rows if "write calls" in r.target]
+    assert calls.met and not calls.machine
+    machine = [r for r in rows if r.machine]
+    assert {r.met for r in machine} == {False}
+    assert len(machine) == 2
