@@ -219,6 +219,18 @@ def change_one_percent(snapshot):
     return new, changed
 
 
+def department_depth(snapshot):
+    """``{department id: level}``: 0 for a root, 1 for its children…"""
+    depth = {}
+    for dept in snapshot.departments.values():
+        d, parent = 0, dept.parent_id
+        while parent:
+            d += 1
+            parent = snapshot.departments[parent].parent_id
+        depth[dept.id] = d
+    return depth
+
+
 def minimum_push(snapshot, batch_size, changed=None):
     """The fewest write calls a push needs, per write function.
 
@@ -235,13 +247,7 @@ def minimum_push(snapshot, batch_size, changed=None):
 
     programs = snapshot.programs
     if changed is None:
-        depth = {}
-        for dept in snapshot.departments.values():
-            d, parent = 0, dept.parent_id
-            while parent:
-                d += 1
-                parent = snapshot.departments[parent].parent_id
-            depth[dept.id] = d
+        depth = department_depth(snapshot)
         per_level = [0] * (max(depth.values()) + 1)
         for d in depth.values():
             per_level[d] += 1

@@ -6,6 +6,7 @@ This process never imports ``odoo``: it starts the simulator, then runs
 the worker's JSON and drops the clone.
 """
 
+import json
 import os
 import pathlib
 import subprocess
@@ -64,32 +65,21 @@ def run(preset, args, naive=False, log=print):
         out = pathlib.Path(tmp) / "phases.json"
         _worker(args, "clone", "--db", db, "--template", args.odoo_db, log=log)
         try:
-            _worker(
-                args,
-                "generate",
+            common = (
                 "--db",
                 db,
                 "--preset",
                 preset.name,
                 "--url",
                 sim.url,
-                "--token",
-                sim.token,
                 "--batch-size",
                 str(batch_size),
-                log=log,
             )
+            _worker(args, "generate", *common, "--token", sim.token, log=log)
             _worker(
                 args,
                 "phases",
-                "--db",
-                db,
-                "--preset",
-                preset.name,
-                "--url",
-                sim.url,
-                "--batch-size",
-                str(batch_size),
+                *common,
                 "--out",
                 str(out),
                 "--grade-share",
@@ -97,8 +87,6 @@ def run(preset, args, naive=False, log=print):
                 *(["--naive"] if naive else []),
                 log=log,
             )
-            import json
-
             data = json.loads(out.read_text())
             info["simulator"] = sim.control("stats")
         finally:

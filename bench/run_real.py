@@ -43,13 +43,7 @@ def straight_through(meter, client, snapshot):
     created = {}
     with meter.phase("straight-through (Moodle's limit)") as phase:
         cat = {}
-        depth = {}
-        for dept in snapshot.departments.values():
-            d, parent = 0, dept.parent_id
-            while parent:
-                d += 1
-                parent = snapshot.departments[parent].parent_id
-            depth[dept.id] = d
+        depth = generate.department_depth(snapshot)
         for level in range(max(depth.values()) + 1):
             depts = [d for d in snapshot.departments.values() if depth[d.id] == level]
             _ids(

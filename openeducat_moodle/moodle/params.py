@@ -41,26 +41,15 @@ def _key(key):
     return quoted
 
 
-def flatten(params, prefix=""):
-    """Return the ``name=value`` pairs of ``params`` in bracket notation,
-    form-encoded (``courses%5B0%5D%5Bfullname%5D=Algebra``).
+def _flatten(value, name, pairs):
+    """Append the ``name=value`` pairs of ``value`` in bracket notation,
+    form-encoded (``courses%5B0%5D%5Bfullname%5D=Algebra``), to ``pairs``.
 
     ``None`` values are skipped: Moodle wants optional keys omitted, not empty.
     Empty lists and dicts produce no field (Moodle applies the default).
-
-    A full push sends over a million fields: this is a plain recursion that
-    quotes each key once and skips quoting for plain text.
-
-    :param params: a dict, list or scalar
-    :param str prefix: the (already encoded) name built so far
-    :rtype: list
+    A full push sends over a million fields: a plain recursion that quotes
+    each key once and leaves plain text unquoted.
     """
-    pairs = []
-    _flatten(params, prefix, pairs)
-    return pairs
-
-
-def _flatten(value, name, pairs):
     append = pairs.append
     if isinstance(value, dict):
         for key, sub in value.items():

@@ -14,6 +14,8 @@ from ..moodle import MoodleRecordError
 from ..sync import idnumbers
 from ..sync.grades import convert, grade_hash
 from ..sync.pull import GradeFetcher
+from ..sync.store import Mapping
+from .push import OdooStore
 
 _logger = logging.getLogger(__name__)
 
@@ -23,15 +25,6 @@ _UPDATE_COMPLETION_SQL = (
     "extra_data = COALESCE(m.extra_data, '{}'::jsonb) || v.status, "
     "write_date = now() at time zone 'UTC' "
     "FROM (VALUES %s) AS v(id, status) WHERE m.id = v.id"
-)
-_UPDATE_GRADE_SQL = (
-    "UPDATE moodle_mapping AS m SET res_model = 'op.exam.attendees', "
-    "res_id = v.res_id, sync_hash = v.sync_hash, state = 'synced', "
-    "retry_count = 0, next_retry_date = NULL, last_error = NULL, "
-    "last_sync_date = v.last_sync_date, extra_data = v.extra_data, "
-    "write_uid = v.write_uid, write_date = now() at time zone 'UTC' "
-    "FROM (VALUES %s) AS v(id, res_id, sync_hash, last_sync_date, extra_data, "
-    "write_uid) WHERE m.id = v.id"
 )
 
 
@@ -329,6 +322,7 @@ class SyncGrades:
         self._course_map = {}
         self._batch_map = {}
         self._course_students = collections.defaultdict(list)
+        self._grade_store = OdooStore(self.instance)
 
     def _mappings(self, kind, fields, domain=()):
         return (
@@ -438,6 +432,7 @@ class SyncGrades:
                     self.result.failed_courses += 1
                     self.result.errors.append(f"course {course.courseid}: {err}")
                     writer = writer.after_rollback()
+                    self._grade_store = OdooStore(self.instance)
             if not self.dry_run:
                 self._recompute_gradebooks(writer)
         if instance.pull_completion and instance.completion_schedule == "with_grades":
@@ -445,53 +440,38 @@ class SyncGrades:
         return self.result
 
     def _store_grade_mappings(self, writer, course_key, written):
-        """One mapping row per grade: new rows in one create, changed rows
-        in one multi-row UPDATE (the table is the connector's own)."""
-        now = datetime.datetime.now()
-        new_mappings, changed = [], []
+        """One mapping row per grade, written in bulk by the push's
+        :class:`~.push.OdooStore` (new rows with COPY, changed rows with one
+        multi-row UPDATE)."""
+        now = self.env.cr.now()
+        rows, created, updated = [], 0, 0
         for key, mapping, exam, student, digest, row, converted in written:
-            extra = {
-                "raw": row.raw,
-                "grademax": row.grademax,
-                "source": row.source,
-                "letter": converted.letter,
-            }
-            attendee_id = writer.attendee_id(exam, student)
             if mapping:
-                changed.append(
-                    (mapping["id"], attendee_id, digest, now, json.dumps(extra))
-                )
-                self.result.updated += 1
+                self._grade_store.remember("grade", key, mapping["id"])
+                updated += 1
             else:
-                new_mappings.append(
-                    {
-                        "instance_id": self.instance.id,
-                        "moodle_model": "grade",
-                        "external_key": key,
-                        "moodle_idnumber": course_key,
-                        "res_model": "op.exam.attendees",
-                        "res_id": attendee_id,
-                        "sync_hash": digest,
-                        "state": "synced",
-                        "last_sync_date": now,
-                        "extra_data": extra,
-                    }
+                created += 1
+            rows.append(
+                Mapping(
+                    "grade",
+                    key,
+                    "op.exam.attendees",
+                    writer.attendee_id(exam, student),
+                    idnumber=course_key,
+                    sync_hash=digest,
+                    state="synced",
+                    last_sync=now,
+                    extra={
+                        "raw": row.raw,
+                        "grademax": row.grademax,
+                        "source": row.source,
+                        "letter": converted.letter,
+                    },
                 )
-                self.result.created += 1
-        mappings = self.env["moodle.mapping"].sudo()
-        if new_mappings:
-            mappings.create(new_mappings)
-        if changed:
-            mappings.flush_model()
-            execute_values(
-                self.env.cr._obj,
-                _UPDATE_GRADE_SQL,
-                [(*row, self.env.uid) for row in changed],
-                template="(%s::int, %s::int, %s::varchar, %s::timestamp, %s::jsonb, "
-                "%s::int)",
-                page_size=1000,
             )
-            mappings.invalidate_model()
+        self._grade_store.save(rows)
+        self.result.created += created
+        self.result.updated += updated
 
     def _recompute_gradebooks(self, writer):
         """Once per run, over everything the run touched."""

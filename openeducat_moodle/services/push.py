@@ -101,6 +101,11 @@ class OdooStore(Store):
             )
         return mappings
 
+    def remember(self, kind, key, record_id):
+        """Note the id of a row read elsewhere, so that :meth:`save` updates
+        it instead of inserting it again."""
+        self._ids[kind, key] = record_id
+
     def save(self, mappings):
         """Create or update the rows in bulk.
 
@@ -203,7 +208,7 @@ class OdooStore(Store):
 
 
 def _m2o(value):
-    """A many2one read with ``load=""``: the id, or ``False``."""
+    """A many2one read with ``load=""`` (its id, or ``False``) as an id or None."""
     return value or None
 
 

@@ -49,16 +49,6 @@ FAULT_KINDS = {
     "html",
     "badjson",
 }
-ROLES = {
-    1: "manager",
-    2: "coursecreator",
-    3: "editingteacher",
-    4: "teacher",
-    5: "student",
-    6: "guest",
-    7: "user",
-    8: "frontpage",
-}
 # release and version reported by each simulated Moodle branch
 FLAVOURS = {
     "4.5": ("4.5.6 (Build: 20250811)", "2024100706"),

@@ -14,7 +14,7 @@ from openeducat_moodle.moodle import (
     MoodleRecordError,
     MoodleTransientError,
 )
-from openeducat_moodle.moodle.params import count_fields, encode, flatten
+from openeducat_moodle.moodle.params import count_fields, encode
 
 BASE = "https://moodle.test"
 URL = BASE + "/webservice/rest/server.php"
@@ -42,8 +42,10 @@ def sent(request):
     return urllib.parse.parse_qsl(request.body.decode("ascii"))
 
 
-def test_flatten_brackets_booleans_and_omits_none():
-    pairs = flatten(
+def test_encode_brackets_booleans_and_omits_none():
+    body, fields = encode(
+        "tok",
+        "core_course_create_courses",
         {
             "courses": [
                 {
@@ -55,15 +57,16 @@ def test_flatten_brackets_booleans_and_omits_none():
             ],
             "addsubcategories": False,
             "empty": [],
-        }
+        },
     )
-    assert urllib.parse.parse_qsl("&".join(pairs)) == [
+    assert urllib.parse.parse_qsl(body)[3:] == [
         ("courses[0][fullname]", "Algebra I"),
         ("courses[0][visible]", "1"),
         ("courses[0][customfields][0][shortname]", "code"),
         ("courses[0][customfields][0][value]", "ALG"),
         ("addsubcategories", "0"),
     ]
+    assert fields == 8
     assert count_fields({"a": [{"b": 1, "c": [1, 2]}], "d": None}) == 3
 
 
