@@ -65,6 +65,50 @@ case $? in
   *) fail "unit+contract tests: FAILED" ;;
 esac
 
+echo "== plain-Python suite under every Python Odoo 17 supports (3.10, 3.11, 3.12)"
+# The official odoo:17.0 image runs Python 3.10; the suite must not lean on a
+# newer interpreter. Each one found gets its own small environment (the
+# run-time requirements plus pytest and responses).
+find_python() {
+  local v=$1 candidate
+  for candidate in "python$v" "$HOME/.pyenv/versions/$v"*/bin/python \
+      "/root/.pyenv/versions/$v"*/bin/python "/usr/bin/python$v" "/usr/local/bin/python$v"; do
+    if command -v "$candidate" >/dev/null 2>&1 \
+        && "$candidate" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$v'.split('.'))))" 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+main_v=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+mkdir -p "$REPORTS/interpreters"
+for v in 3.10 3.11 3.12; do
+  if [ "$v" = "$main_v" ]; then
+    note "python $v: the unit+contract run above"
+    continue
+  fi
+  interp=$(find_python "$v") || { fail "python $v: NOT FOUND (install it, e.g. pyenv install $v)"; continue; }
+  venv_v=$ROOT/.venv-py$v
+  if [ ! -x "$venv_v/bin/python" ]; then
+    "$interp" -m venv "$venv_v" || { fail "python $v: cannot create $venv_v"; continue; }
+  fi
+  if ! "$venv_v/bin/python" -m pip install --quiet --disable-pip-version-check \
+      -r requirements.txt "$(grep '^pytest==' requirements-test.txt)" \
+      "$(grep '^responses==' requirements-test.txt)" > "$REPORTS/interpreters/pip-py$v.txt" 2>&1; then
+    tail -20 "$REPORTS/interpreters/pip-py$v.txt"
+    fail "python $v: cannot install the test requirements"
+    continue
+  fi
+  if "$venv_v/bin/python" -m pytest -q -p no:cacheprovider tests/unit tests/contract \
+      > "$REPORTS/interpreters/py$v.txt" 2>&1; then
+    note "python $v ($interp): unit+contract passed ($(tail -1 "$REPORTS/interpreters/py$v.txt"))"
+  else
+    tail -30 "$REPORTS/interpreters/py$v.txt"
+    fail "python $v ($interp): unit+contract FAILED"
+  fi
+done
+
 echo "== benchmark smoke test (small preset, sync core, simulator over loopback HTTP)"
 # Targets on calls only: time and memory are judged in the benchmark proper
 # (BENCHMARKS.md), never in the test command, where the machine's load varies.

@@ -135,7 +135,8 @@ class PushSync:
         self.store = store
         self.settings = settings
         self.dry_run = dry_run
-        self.now = now or datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        utcnow = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        self.now = now or utcnow
         self.result = PushResult()
         self._maps = {}
         self._fresh_courses = set()

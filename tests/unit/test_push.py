@@ -425,3 +425,17 @@ def test_an_adopted_object_whose_update_fails_is_reported(fm, store):
     mapping = store.get("course", "oec_subj_100_course_10")
     assert mapping.state == "error" and "shortnametaken" in mapping.last_error
     assert fm.find_course(idnumber="oec_subj_100_course_10")["shortname"] == "OLD"
+
+
+def test_a_push_without_now_runs_and_stamps_naive_utc(fm):
+    """What every job does: no ``now=``. ``datetime.UTC`` (3.11+) broke this on
+    Python 3.10, the official odoo:17.0 image's interpreter."""
+    store = MemoryStore()
+    before = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    client = MoodleClient(BASE, "simtoken")
+    PushSync(client, store, PushSettings()).run(institution())
+    after = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    assert fm.find_category(idnumber="oec_dept_1") is not None
+    stamps = {m.last_sync for m in store.rows.values() if m.last_sync}
+    assert stamps
+    assert all(s.tzinfo is None and before <= s <= after for s in stamps)
