@@ -11,3 +11,4 @@ from . import op_student_course
 from . import moodle_grade_scale_line
 from . import moodle_sync_run
 from . import moodle_instance_attendance
+from . import moodle_instance_runs

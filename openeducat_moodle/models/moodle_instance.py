@@ -2,30 +2,16 @@ import datetime
 import hashlib
 import json
 import logging
-import time
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 
-from odoo.addons.queue_job.exception import RetryableJobError
-
-from ..const import CHANNEL, PUSH_LOCK
-from ..moodle import MoodleAccessError, MoodleClient, MoodleError, MoodleTransientError
+from ..const import CHANNEL, PROBE_LEAD
+from ..moodle import MoodleClient, MoodleError, MoodleTransientError
 from ..moodle.catalogue import FEATURES
 from ..services.grades import SyncCompletion, SyncGrades
 from ..services.push import SyncPush
-from ..sync.backoff import RETRY_DELAYS
 from ..sync.reconcile import DriftCheck
-
-RUN_COUNTERS = (
-    "created",
-    "updated",
-    "unchanged",
-    "failed",
-    "blocked",
-    "unenrolled",
-    "conflicts",
-)
 
 _logger = logging.getLogger(__name__)
 
@@ -216,7 +202,7 @@ class MoodleInstance(models.Model):
                 bucket[kind] = bucket.get(kind, 0) + count
             elif state in ("pending", "blocked"):
                 bucket["pending"] = bucket.get("pending", 0) + count
-            else:
+            elif state in ("error", "failed"):
                 bucket["failed"] = bucket.get("failed", 0) + count
         for instance in self:
             bucket = counts.get(instance.id, {})
@@ -350,6 +336,8 @@ class MoodleInstance(models.Model):
                 **roles,
             }
         )
+        # Moodle answers: the jobs held back by a backoff run now.
+        self._moodle_release_waiting_jobs()
         missing = caps.missing_for(self._enabled_features())
         if missing:
             message = _(
@@ -420,92 +408,7 @@ class MoodleInstance(models.Model):
             },
         }
 
-    # === RUNS: logging, pausing and backing off === #
-
-    def _run(self, kind, work):
-        """Run one sync of this instance and log it as a ``moodle.sync.run``.
-
-        Moodle failures that concern the whole instance become its state: an
-        access failure pauses it (a human must fix Moodle), a transient one
-        backs it off as a whole, 5 min, 30 min, 4 h, then 24 h.
-
-        :param str kind: the run log's kind
-        :param work: ``work(client) -> (summary, counts)``
-        :return: ``(summary, error)``; ``error`` is the transient or access
-            failure that stopped the run, if any
-        """
-        self.ensure_one()
-        started = time.monotonic()
-        client = self._get_client()
-        values = {
-            "instance_id": self.id,
-            "kind": kind,
-            "start_date": fields.Datetime.now(),
-        }
-        error = None
-        try:
-            summary, counts = work(client)
-        except MoodleAccessError as err:
-            error, summary = err, f"paused: {err}"
-            self._moodle_flag(err)
-            values.update(state="failed", message=summary)
-        except MoodleTransientError as err:
-            error = err
-            until = self._moodle_back_off(err)
-            summary = f"Moodle unreachable, next attempt after {until} (UTC): {err}"
-            values.update(state="failed", message=summary)
-        else:
-            self._moodle_succeeded(sync=kind not in ("health", "drift", "import"))
-            values.update(
-                {k: v for k, v in counts.items() if k in RUN_COUNTERS},
-                state="partial" if counts.get("failed") else "done",
-                message=summary,
-            )
-        values.update(
-            duration=time.monotonic() - started,
-            calls=sum(client.call_counts.values()),
-            calls_detail="\n".join(
-                f"{name}: {count}" for name, count in sorted(client.call_counts.items())
-            ),
-        )
-        self.env["moodle.sync.run"].sudo().create(values)
-        return summary, error
-
-    def _moodle_flag(self, err):
-        """Pause the instance: its jobs stop until Test Connection succeeds."""
-        self.sudo().write({"health_state": "access", "health_message": str(err)})
-
-    def _moodle_back_off(self, err):
-        streak = self.failure_streak + 1
-        delay = RETRY_DELAYS[min(streak, len(RETRY_DELAYS)) - 1]
-        if err.retry_after:
-            delay = max(delay, datetime.timedelta(seconds=err.retry_after))
-        until = fields.Datetime.now() + delay
-        self.sudo().write(
-            {
-                "health_state": "error",
-                "health_message": str(err),
-                "failure_streak": streak,
-                "backoff_until": until,
-            }
-        )
-        return until
-
-    def _moodle_succeeded(self, sync=True):
-        values = {"last_sync_date": fields.Datetime.now()} if sync else {}
-        if self.health_state in ("error", "stale", "unknown"):
-            values["health_state"] = "ok"
-        if self.failure_streak or self.backoff_until:
-            values.update(failure_streak=0, backoff_until=False)
-        self.sudo().write(values)
-
-    def _moodle_eta(self, eta=None):
-        """When the next job may run: not before the instance's backoff ends."""
-        backoff = self.backoff_until
-        later = isinstance(eta, datetime.datetime) and backoff and eta >= backoff
-        if backoff and backoff > fields.Datetime.now() and not later:
-            return backoff
-        return eta
+    # === RUNS (the rest is in moodle_instance_runs.py) === #
 
     def _moodle_delay(self, key, description, eta=None):
         self.ensure_one()
@@ -560,8 +463,9 @@ class MoodleInstance(models.Model):
     def _job_push(self, phases=None, seeds=None, department_ids=None):
         """Job: push OpenEduCat to this instance.
 
-        One push per instance at a time (a transaction-level advisory lock),
-        so that two jobs can never both create the same Moodle object.
+        One push per instance at a time (see ``_run``): a second one waits,
+        without burning its retries, so two jobs never both create the same
+        Moodle object.
 
         :param list phases: the phases to run (``None``: all the instance
             enables)
@@ -571,13 +475,6 @@ class MoodleInstance(models.Model):
         self.ensure_one()
         if not self.active:
             return "instance archived: nothing pushed"
-        self.env.cr.execute(
-            "SELECT pg_try_advisory_xact_lock(%s, %s)", (PUSH_LOCK, self.id)
-        )
-        if not self.env.cr.fetchone()[0]:
-            raise RetryableJobError(
-                "Another push of this Moodle instance is running", seconds=30
-            )
 
         def work(client):
             result = SyncPush(self, client).run(
@@ -595,17 +492,64 @@ class MoodleInstance(models.Model):
                 + (f", {p.unenrolled} unenrolled" if p.unenrolled else "")
                 for name, p in result.phases.items()
             )
+            if seeds:
+                self._moodle_retire_out_of_scope(seeds)
             return summary, counts
 
         summary, error = self._run("push", work)
         if isinstance(error, MoodleTransientError):
             # What succeeded is stored with this job's commit; the rest is
-            # tried again in a new job once the backoff is over.
-            self._enqueue_push(phases, seeds, department_ids=department_ids)
+            # tried again in a new job once the backoff is over (this job's
+            # snapshot may predate the backoff: its end comes with the error).
+            until = getattr(error, "backoff_until", None)
+            self._enqueue_push(
+                phases,
+                seeds,
+                eta=until and until + PROBE_LEAD,
+                department_ids=department_ids,
+            )
         return summary
 
+    def _moodle_retire_out_of_scope(self, seeds):
+        """After a push of ``seeds``: their failed mappings that are due and
+        that the push left untouched are no longer pushed (record deleted,
+        archived, or outside the departments served). Retried every few
+        minutes they would never end: they are retired, with a note."""
+        mappings = self.env["moodle.mapping"].sudo()
+        mappings.invalidate_model()
+        domain = [
+            ("instance_id", "=", self.id),
+            ("state", "=", "error"),
+            ("next_retry_date", "<=", fields.Datetime.now()),
+        ]
+        stale = mappings.browse()
+        for model, ids in (seeds or {}).items():
+            stale |= mappings.search(
+                domain + [("res_model", "=", model), ("res_id", "in", list(ids))]
+            )
+        for mapping in stale:
+            mapping.write(
+                {
+                    "state": "retired",
+                    "next_retry_date": False,
+                    "last_error": _(
+                        "No longer pushed: the OpenEduCat record was deleted or "
+                        "archived, or is outside the departments this instance "
+                        "serves. Last error: %s",
+                        mapping.last_error or "",
+                    ),
+                }
+            )
+        return stale
+
     def action_push_now(self):
-        """Button: enqueue a full push of this instance."""
+        """Button: enqueue a full push of this instance.
+
+        When the instance is backing off after an outage, Moodle is asked
+        first (one call): if it answers, the pause is lifted and the push runs
+        now; if not, the push waits for the end of the backoff and the user is
+        told when that is.
+        """
         self.ensure_one()
         self._check_moodle_manager()
         if self.health_state == "access":
@@ -613,6 +557,19 @@ class MoodleInstance(models.Model):
                 _("This instance is paused: %s Test the connection once it is fixed.")
                 % (self.health_message or "")
             )
+        if self.backoff_until and self.backoff_until > fields.Datetime.now():
+            error = self._moodle_probe_now()
+            if error is not None:
+                self._enqueue_push()
+                return self._notify(
+                    _("Moodle still unreachable"),
+                    _(
+                        "%(err)s The push is enqueued and runs after %(until)s (UTC).",
+                        err=error,
+                        until=self.backoff_until,
+                    ),
+                    "warning",
+                )
         self._enqueue_push()
         return self._notify(
             _("Push enqueued"),
@@ -776,10 +733,7 @@ class MoodleInstance(models.Model):
 
     def _job_health_check(self):
         """Job: ask Moodle who it is, record its release and capabilities, and
-        flag the instance when its last successful sync is too old.
-
-        A paused instance whose token works again is resumed.
-        """
+        flag the instance when its last successful sync is too old."""
         self.ensure_one()
         caps = {}
 
@@ -794,23 +748,29 @@ class MoodleInstance(models.Model):
             )
             return summary
         found = caps["value"]
-        values = {
-            "moodle_release": found.site.release,
-            "capabilities_json": json.dumps(
-                {"available": found.available, "missing": found.missing}
-            ),
-            "health_message": summary,
-        }
-        stale = self._moodle_is_stale()
-        values["health_state"] = "stale" if stale else "ok"
-        self.sudo().write(values)
+
+        def record(instance):
+            stale = instance._moodle_is_stale()
+            values = {
+                "moodle_release": found.site.release,
+                "capabilities_json": json.dumps(
+                    {"available": found.available, "missing": found.missing}
+                ),
+                "health_message": summary,
+            }
+            # A paused instance whose token works again is resumed.
+            values["health_state"] = "stale" if stale else "ok"
+            instance.write(values)
+            return stale, instance.last_sync_date
+
+        stale, last = self._moodle_own_transaction(record)
         if stale:
             self._moodle_notify_managers(
                 _("Moodle sync of %s is stale", self.name),
                 _(
                     "The last successful sync was at %(last)s (UTC), more than "
                     "%(hours)s hours ago.",
-                    last=self.last_sync_date or _("never"),
+                    last=last or _("never"),
                     hours=self.stale_threshold_hours,
                 ),
             )

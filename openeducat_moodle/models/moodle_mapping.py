@@ -21,6 +21,7 @@ MOODLE_MODELS = [
     ("group", "Group"),
     ("user", "User"),
     ("enrolment", "Enrolment"),
+    ("completion", "Course completion"),
     ("grade", "Grade"),
 ]
 
@@ -63,6 +64,7 @@ class MoodleMapping(models.Model):
             ("error", "Error (will retry)"),
             ("failed", "Permanently failed"),
             ("blocked", "Blocked"),
+            ("retired", "Retired (no longer in scope)"),
         ],
         default="pending",
         required=True,
@@ -166,7 +168,9 @@ class MoodleMapping(models.Model):
     def action_retry(self):
         """Retry these records now (also the permanently failed ones)."""
         self.env["moodle.instance"]._check_moodle_manager()
-        retry = self.filtered(lambda m: m.state in ("error", "failed", "blocked"))
+        retry = self.filtered(
+            lambda m: m.state in ("error", "failed", "blocked", "retired")
+        )
         retry.write(
             {
                 "state": "error",

@@ -25,7 +25,14 @@ class MoodleSyncRun(models.Model):
     start_date = fields.Datetime(required=True, default=fields.Datetime.now, index=True)
     duration = fields.Float(string="Duration (s)", digits=(16, 2), group_operator="avg")
     state = fields.Selection(
-        [("done", "Done"), ("partial", "Partly failed"), ("failed", "Failed")],
+        [
+            ("running", "Running"),
+            ("done", "Done"),
+            ("partial", "Partly failed"),
+            ("failed", "Failed"),
+            ("skipped", "Skipped"),
+            ("interrupted", "Interrupted"),
+        ],
         default="done",
         required=True,
     )

@@ -8,9 +8,10 @@ import logging
 
 from psycopg2.extras import execute_values
 
+from odoo import fields
 from odoo.exceptions import UserError, ValidationError
 
-from ..moodle import MoodleRecordError
+from ..moodle import MoodleAccessError, MoodleRecordError, MoodleTransientError
 from ..sync import idnumbers
 from ..sync.grades import convert, grade_hash
 from ..sync.pull import GradeFetcher
@@ -20,11 +21,15 @@ from .push import OdooStore
 _logger = logging.getLogger(__name__)
 
 EXAM_TYPE_CODE = "MOODLE"
-_UPDATE_COMPLETION_SQL = (
-    "UPDATE moodle_mapping AS m SET "
-    "extra_data = COALESCE(m.extra_data, '{}'::jsonb) || v.status, "
-    "write_date = now() at time zone 'UTC' "
-    "FROM (VALUES %s) AS v(id, status) WHERE m.id = v.id"
+# Completion rows: one per student enrolment, upserted on the mapping key.
+_UPSERT_COMPLETION_SQL = (
+    "INSERT INTO moodle_mapping (instance_id, res_model, res_id, moodle_model, "
+    "external_key, state, extra_data, last_sync_date, create_uid, write_uid, "
+    "create_date, write_date) VALUES %s "
+    "ON CONFLICT (instance_id, moodle_model, external_key) DO UPDATE SET "
+    "extra_data = EXCLUDED.extra_data, last_sync_date = EXCLUDED.last_sync_date, "
+    "state = 'synced', write_uid = EXCLUDED.write_uid, "
+    "write_date = EXCLUDED.write_date"
 )
 
 
@@ -540,10 +545,22 @@ class SyncGrades:
 
 
 class SyncCompletion:
-    """Course completion per student and course, into the enrolment mapping's
-    ``extra_data`` (``complete`` / ``incomplete``); OpenEduCat's enrolment
+    """Course completion per student and course, into ``moodle.mapping`` rows
+    of kind ``completion`` (one per student enrolment mapping, same key;
+    ``extra_data`` ``{"completion": "complete" | "incomplete" |
+    "no_criteria", "completed_at": unix time}``). OpenEduCat's enrolment
     itself is not changed. A course without completion criteria is recorded
-    as such once, without asking for its other students."""
+    as such once, without asking for its other students.
+
+    Answers are kept as they come: each course's (and every
+    ``COMMIT_EVERY`` answers within a course) are committed in a short
+    transaction of their own, so a failure at the 90,000th call keeps the
+    answers before it, and the next run asks the students checked longest
+    ago first. No other kind of run writes completion rows, so this never
+    collides with a push of the same instance.
+    """
+
+    COMMIT_EVERY = 500
 
     def __init__(self, instance, client, dry_run=False, result=None):
         self.instance = instance
@@ -551,79 +568,133 @@ class SyncCompletion:
         self.dry_run = dry_run
         self.result = result or PullResult()
 
-    def run(self):
+    def _todo(self):
+        """``[(courseid, [(key, res_id, userid, status)])]``, the courses
+        whose students were checked longest ago (or never) first."""
         mapping_model = self.instance.env["moodle.mapping"].sudo()
-        enrolments = mapping_model.search(
-            [
-                ("instance_id", "=", self.instance.id),
+        domain = [("instance_id", "=", self.instance.id)]
+        enrolments = mapping_model.search_read(
+            domain
+            + [
                 ("moodle_model", "=", "enrolment"),
                 ("res_model", "=", "op.student.course"),
                 ("state", "=", "synced"),
-            ]
+            ],
+            ["external_key", "res_id"],
+            load="",
         )
-        ids = {
-            (m.moodle_model, m.external_key): m.moodle_id
-            for m in mapping_model.search(
-                [
-                    ("instance_id", "=", self.instance.id),
-                    ("moodle_model", "in", ("user", "course")),
-                    ("state", "=", "synced"),
-                ]
+        known = {
+            row["external_key"]: row
+            for row in mapping_model.search_read(
+                domain + [("moodle_model", "=", "completion")],
+                ["external_key", "extra_data", "last_sync_date"],
+                load="",
             )
         }
-        no_criteria = set()
-        changed = []
-        for enrolment in enrolments:
-            if (enrolment.extra_data or {}).get("completion") == "complete":
-                # Moodle keeps a completion once reached: no need to ask again.
-                self.result.completion["complete"] += 1
-                continue
-            user_key, course_key = enrolment.external_key.split("@", 1)
+        ids = {
+            (row["moodle_model"], row["external_key"]): row["moodle_id"]
+            for row in mapping_model.search_read(
+                domain
+                + [
+                    ("moodle_model", "in", ("user", "course")),
+                    ("state", "=", "synced"),
+                ],
+                ["moodle_model", "external_key", "moodle_id"],
+                load="",
+            )
+        }
+        courses = collections.defaultdict(list)
+        checked = {}
+        never = datetime.datetime.min
+        for row in enrolments:
+            key = row["external_key"]
+            user_key, course_key = key.split("@", 1)
             userid = ids.get(("user", user_key))
             courseid = ids.get(("course", course_key))
             if not (userid and courseid):
                 continue
-            if courseid in no_criteria:
-                status = {"completion": "no_criteria"}
-            else:
-                try:
-                    data = self.client.get_course_completion_status(courseid, userid)
-                except MoodleRecordError as err:
-                    self.result.completion["error"] += 1
-                    self.result.errors.append(f"{enrolment.external_key}: {err}")
+            stored = known.get(key) or {}
+            when = stored.get("last_sync_date") or never
+            courses[courseid].append(
+                (when, key, row["res_id"], userid, stored.get("extra_data") or {})
+            )
+            checked[courseid] = min(checked.get(courseid, when), when)
+        return [
+            (courseid, [student[1:] for student in sorted(courses[courseid])])
+            for courseid in sorted(courses, key=lambda c: (checked[c], c))
+        ]
+
+    def run(self):
+        for courseid, students in self._todo():
+            no_criteria = False
+            answers = []
+            for key, res_id, userid, stored in students:
+                if stored.get("completion") == "complete":
+                    # Moodle keeps a completion once reached: no need to ask again.
+                    self.result.completion["complete"] += 1
                     continue
-                if data is None:
-                    no_criteria.add(courseid)
+                if no_criteria:
                     status = {"completion": "no_criteria"}
                 else:
-                    status = {
-                        "completion": "complete"
-                        if data.get("completed")
-                        else "incomplete",
-                        "completed_at": max(
-                            (
-                                c.get("timecompleted") or 0
-                                for c in data.get("completions") or []
-                            ),
-                            default=0,
+                    try:
+                        data = self.client.get_course_completion_status(
+                            courseid, userid
                         )
-                        or None,
-                    }
-            self.result.completion[status["completion"]] += 1
-            extra = enrolment.extra_data or {}
-            if self.dry_run or all(extra.get(k) == v for k, v in status.items()):
-                continue
-            changed.append((enrolment.id, json.dumps(status)))
-        if changed:
-            # One multi-row UPDATE merging the status keys into extra_data
-            # (the push's keys stay), not one UPDATE per enrolment.
-            mapping_model.flush_model()
+                    except MoodleRecordError as err:
+                        self.result.completion["error"] += 1
+                        self.result.errors.append(f"{key}: {err}")
+                        continue
+                    except (MoodleTransientError, MoodleAccessError):
+                        # Moodle failed as a whole: keep what this course gave.
+                        self._store(answers)
+                        raise
+                    status = self._status(data)
+                    no_criteria = data is None
+                self.result.completion[status["completion"]] += 1
+                answers.append((key, res_id, status))
+                if len(answers) >= self.COMMIT_EVERY:
+                    self._store(answers)
+                    answers = []
+            self._store(answers)
+        return self.result
+
+    @staticmethod
+    def _status(data):
+        if data is None:
+            return {"completion": "no_criteria"}
+        return {
+            "completion": "complete" if data.get("completed") else "incomplete",
+            "completed_at": max(
+                (c.get("timecompleted") or 0 for c in data.get("completions") or []),
+                default=0,
+            )
+            or None,
+        }
+
+    def _store(self, answers):
+        """Upsert these answers' completion rows, committed at once."""
+        if self.dry_run or not answers:
+            return
+        instance_id = self.instance.id
+
+        def store(instance):
+            env = instance.env
+            env["moodle.mapping"].flush_model()
+            now = fields.Datetime.now()
+            uid = env.uid
             execute_values(
-                self.instance.env.cr._obj,
-                _UPDATE_COMPLETION_SQL,
-                changed,
-                template="(%s::int, %s::jsonb)",
+                env.cr._obj,
+                _UPSERT_COMPLETION_SQL,
+                [
+                    (instance_id, "op.student.course", res_id, key)
+                    + (json.dumps(status), now, uid, uid, now, now)
+                    for key, res_id, status in answers
+                ],
+                template="(%s, %s, %s, 'completion', %s, 'synced', %s::jsonb, "
+                "%s, %s, %s, %s, %s)",
                 page_size=1000,
             )
-            mapping_model.invalidate_model(["extra_data"])
-        return self.result
+            env["moodle.mapping"].invalidate_model()
+
+        self.instance._moodle_own_transaction(store)
+        self.instance.env["moodle.mapping"].invalidate_model()

@@ -2,11 +2,12 @@ import base64
 import csv
 import io
 
-from odoo import fields, models
+from odoo import _, api, fields, models
 
+from ..const import CHANNEL
 from ..services.push import SyncPush
 from ..sync.reconcile import Importer
-from ._common import reopen
+from ._common import job_progress, reopen
 
 CSV_COLUMNS = [
     "side",
@@ -35,14 +36,48 @@ class MoodleImportWizard(models.TransientModel):
             else False
         ),
     )
-    state = fields.Selection([("draft", "Draft"), ("done", "Done")], default="draft")
+    state = fields.Selection(
+        [("draft", "Draft"), ("running", "Running"), ("done", "Done")],
+        default="draft",
+    )
     summary = fields.Text(readonly=True)
+    job_uuid = fields.Char(readonly=True, copy=False)
+    progress = fields.Text(compute="_compute_progress")
     line_ids = fields.One2many("moodle.import.wizard.line", "wizard_id")
     csv_file = fields.Binary(string="Gap report (CSV)", readonly=True, attachment=False)
     csv_filename = fields.Char(default="moodle_gap_report.csv")
 
+    @api.depends("state", "job_uuid")
+    def _compute_progress(self):
+        for wizard in self:
+            wizard.progress = (
+                job_progress(self.env, wizard.job_uuid)
+                if wizard.state == "running"
+                else False
+            )
+
     def action_import(self):
-        """Read Moodle, rebuild ``moodle.mapping``, build the gap report."""
+        """Enqueue the import: on a large site it reads Moodle for longer than
+        a browser request may last. The wizard shows how far it got."""
+        self.ensure_one()
+        self.instance_id._check_moodle_manager()
+        job = self.with_delay(
+            channel=CHANNEL,
+            description=_("Moodle initial import from %s", self.instance_id.name),
+        )._job_import()
+        self.write({"state": "running", "job_uuid": job.uuid})
+        return reopen(self)
+
+    def action_refresh(self):
+        return reopen(self)
+
+    def _job_import(self):
+        """Job: read Moodle, rebuild ``moodle.mapping``, build the gap report.
+
+        Waits (without burning retries) while a push of the instance runs.
+        """
+        if not self.exists():
+            return "the wizard was closed: nothing imported"
         self.ensure_one()
         instance = self.instance_id
         instance._check_moodle_manager()
@@ -62,9 +97,9 @@ class MoodleImportWizard(models.TransientModel):
             }
 
         summary, error = instance._run("import", work)
-        if error is not None:
+        if error is not None or "engine" not in found:
             self.write({"summary": summary, "state": "done"})
-            return reopen(self)
+            return summary
         gaps = found["engine"].gaps
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, CSV_COLUMNS)
@@ -93,7 +128,7 @@ class MoodleImportWizard(models.TransientModel):
                 "csv_file": base64.b64encode(buffer.getvalue().encode("utf-8")),
             }
         )
-        return reopen(self)
+        return summary
 
 
 class MoodleImportWizardLine(models.TransientModel):

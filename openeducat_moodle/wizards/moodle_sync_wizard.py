@@ -3,10 +3,11 @@ import collections
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
+from ..const import CHANNEL
 from ..services.grades import SyncGrades
 from ..services.push import SyncPush
 from ..sync.push import PHASES
-from ._common import reopen
+from ._common import job_progress, reopen
 
 ACTIONS = [
     ("create", "To create"),
@@ -57,9 +58,15 @@ class MoodleSyncWizard(models.TransientModel):
     subject_ids = fields.Many2many("op.subject", string="Only these subjects")
     student_ids = fields.Many2many("op.student", string="Only these students")
     state = fields.Selection(
-        [("draft", "Draft"), ("planned", "Planned"), ("running", "Running")],
+        [
+            ("draft", "Draft"),
+            ("planning", "Planning"),
+            ("planned", "Planned"),
+            ("running", "Running"),
+        ],
         default="draft",
     )
+    job_uuid = fields.Char(readonly=True, copy=False)
     line_ids = fields.One2many("moodle.sync.wizard.line", "wizard_id")
     summary = fields.Text(readonly=True)
     started_at = fields.Datetime(readonly=True)
@@ -97,7 +104,34 @@ class MoodleSyncWizard(models.TransientModel):
     # === DRY RUN === #
 
     def action_dry_run(self):
-        """Compute the whole plan and show it; write nothing on either side."""
+        """Compute the whole plan in a job (on a large site it reads Moodle for
+        longer than a browser request may last) and show it; write nothing on
+        either side."""
+        self.ensure_one()
+        self.env["moodle.instance"]._check_moodle_manager()
+        if self.direction in ("push", "all"):
+            self._phases()  # nothing chosen: say so now, not in the job
+        self.line_ids.unlink()
+        job = self.with_delay(
+            channel=CHANNEL,
+            description=_(
+                "Moodle dry run: %s", ", ".join(self.instance_ids.mapped("name"))
+            ),
+        )._job_dry_run()
+        self.write(
+            {
+                "state": "planning",
+                "summary": False,
+                "job_uuid": job.uuid,
+                "started_at": fields.Datetime.now(),
+            }
+        )
+        return reopen(self)
+
+    def _job_dry_run(self):
+        """Job: the dry run's plan, written onto the wizard."""
+        if not self.exists():
+            return "the wizard was closed: nothing to plan"
         self.ensure_one()
         self.env["moodle.instance"]._check_moodle_manager()
         self.line_ids.unlink()
@@ -117,7 +151,7 @@ class MoodleSyncWizard(models.TransientModel):
                 "state": "planned",
             }
         )
-        return reopen(self)
+        return f"{len(lines)} plan lines"
 
     def _plan_push(self, instance, client, summary):
         service = SyncPush(instance, client, dry_run=True)
@@ -209,9 +243,12 @@ class MoodleSyncWizard(models.TransientModel):
         self.write({"state": "running", "started_at": started})
         return reopen(self)
 
-    @api.depends("state", "started_at")
+    @api.depends("state", "started_at", "job_uuid")
     def _compute_progress(self):
         for wizard in self:
+            if wizard.state == "planning":
+                wizard.progress = job_progress(self.env, wizard.job_uuid)
+                continue
             if wizard.state != "running":
                 wizard.progress = False
                 continue

@@ -76,23 +76,23 @@ class TestGradePull(InstitutionCase):
                 ]
             ),
         )
-        # Completion lands in the enrolment mapping, not on the enrolment.
-        enrolment = self.env["moodle.mapping"].search(
-            [
-                ("moodle_model", "=", "enrolment"),
-                (
-                    "external_key",
-                    "=",
-                    f"oec_student_{d['ann'].id}@oec_subj_{self.alg.id}_course_{d['program'].id}",
-                ),
-            ]
+        # Completion lands in completion rows of its own (no other run writes
+        # them), not on the enrolment nor in the push's enrolment mapping.
+        key = f"oec_student_{d['ann'].id}@oec_subj_{self.alg.id}_course_{d['program'].id}"
+        completion = self.env["moodle.mapping"].search(
+            [("moodle_model", "=", "completion"), ("external_key", "=", key)]
         )
-        self.assertEqual(enrolment.extra_data["completion"], "complete")
-        # Merged into the push's keys, which stay.
+        self.assertEqual(completion.extra_data["completion"], "complete")
+        self.assertEqual(completion.res_model, "op.student.course")
+        self.assertEqual(completion.res_id, d["enrolments"][0].id)
+        enrolment = self.env["moodle.mapping"].search(
+            [("moodle_model", "=", "enrolment"), ("external_key", "=", key)]
+        )
         self.assertIn("enrolled", enrolment.extra_data)
+        self.assertNotIn("completion", enrolment.extra_data)
         bio = self.env["moodle.mapping"].search(
             [
-                ("moodle_model", "=", "enrolment"),
+                ("moodle_model", "=", "completion"),
                 (
                     "external_key",
                     "like",

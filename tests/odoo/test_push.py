@@ -1,3 +1,7 @@
+import datetime
+
+from freezegun import freeze_time
+
 from odoo.tests import tagged
 
 from odoo.addons.queue_job.tests.common import trap_jobs
@@ -288,9 +292,14 @@ class TestPushJobs(InstitutionCase):
             summary = self.instance._job_push()
         self.assertIn("unreachable", summary)
         trap.assert_jobs_count(1, only=self.instance._job_push)
+        trap.assert_jobs_count(1, only=self.instance._job_probe)
         self.assertEqual(self.instance.health_state, "error")
-        # The instance backs off as a whole: the new job waits for it.
-        self.assertEqual(trap.enqueued_jobs[0].eta, self.instance.backoff_until)
+        # The instance backs off as a whole: a probe at the end of the window,
+        # the new push a minute after it.
+        until = self.instance.backoff_until
+        jobs = {job.method_name: job for job in trap.enqueued_jobs}
+        self.assertEqual(jobs["_job_probe"].eta, until)
+        self.assertEqual(jobs["_job_push"].eta, until + datetime.timedelta(minutes=1))
         run = self.env["moodle.sync.run"].search(
             [("instance_id", "=", self.instance.id)]
         )
@@ -300,7 +309,8 @@ class TestPushJobs(InstitutionCase):
             "course", f"oec_subj_{d['subjects'][0].id}_course_{d['program'].id}"
         )
         self.assertEqual(m.state, "synced")
-        trap.perform_enqueued_jobs()
+        with freeze_time(until + datetime.timedelta(minutes=2)):
+            trap.perform_enqueued_jobs()
         self.assertTrue(self.fm.find_user(idnumber=f"oec_student_{d['ann'].id}"))
         self.assertEqual(self.instance.health_state, "ok")
         self.assertFalse(self.instance.backoff_until)

@@ -2,6 +2,7 @@ import base64
 
 from odoo.tests import Form, tagged
 
+from odoo.addons.queue_job.job import Job
 from odoo.addons.queue_job.tests.common import trap_jobs
 
 from .common import InstitutionCase
@@ -15,6 +16,18 @@ class TestWizards(InstitutionCase):
         ctx = {"active_model": "moodle.instance", "active_ids": self.instance.ids}
         return self.env["moodle.sync.wizard"].with_context(**ctx).create(values)
 
+    def dry_run(self, wizard):
+        """What the Dry Run button does: a job, so that no browser request
+        waits on Moodle; then the job, as the runner would run it."""
+        self.fm.reset_calls()
+        wizard.action_dry_run()
+        self.assertEqual(wizard.state, "planning")
+        self.assertEqual(self.fm.calls, [], "Moodle called inside the request")
+        self.assertIn("Moodle dry run", wizard.progress)
+        self.assertIn("Pending", wizard.progress)
+        Job.load(self.env, wizard.job_uuid).perform()
+        self.assertEqual(wizard.state, "planned")
+
     def counts(self):
         return (
             self.env["moodle.mapping"].search_count([]),
@@ -26,7 +39,7 @@ class TestWizards(InstitutionCase):
     def test_dry_run_plans_everything_and_writes_nothing(self):
         before = self.counts()
         wizard = self.wizard(direction="all")
-        wizard.action_dry_run()
+        self.dry_run(wizard)
         self.assertEqual(self.counts(), before)
         self.assertEqual(wizard.state, "planned")
         plan = {(line.kind, line.action) for line in wizard.line_ids}
@@ -46,7 +59,7 @@ class TestWizards(InstitutionCase):
         alg.with_context(connector_no_export=True).name = "Algebra II"
         self.fm.reset_calls()
         wizard = self.wizard(direction="push", subject_ids=[(6, 0, alg.ids)])
-        wizard.action_dry_run()
+        self.dry_run(wizard)
         self.assertEqual(self.fm.write_call_count(), 0)
         self.assertEqual(
             [(line.kind, line.action) for line in wizard.line_ids],
@@ -68,7 +81,7 @@ class TestWizards(InstitutionCase):
         self.fm.reset_calls()
         before = self.counts()
         wizard = self.wizard(direction="pull")
-        wizard.action_dry_run()
+        self.dry_run(wizard)
         self.assertEqual(self.counts(), before)
         self.assertEqual(
             [(line.action, line.label) for line in wizard.line_ids],
@@ -122,6 +135,12 @@ class TestInitialImport(InstitutionCase):
             {"instance_id": self.instance.id}
         )
         wizard.action_import()
+        # A job, not the browser's request, reads Moodle.
+        self.assertEqual(self.fm.calls, [])
+        self.assertEqual(wizard.state, "running")
+        self.assertIn("Moodle initial import", wizard.progress)
+        Job.load(self.env, wizard.job_uuid).perform()
+        self.assertEqual(wizard.state, "done")
         self.assertEqual(self.fm.write_call_count(), 0)
         self.assertEqual(self.mappings(), before)
         # The gap report, on screen and as CSV.
