@@ -210,7 +210,9 @@ class MoodleInstance(models.Model):
                 message=summary,
             )
             # A run where everything failed is no sync, whatever Moodle said.
-            worked = sum(counts.get(k) or 0 for k in ("created", "updated", "unchanged"))
+            worked = sum(
+                counts.get(k) or 0 for k in ("created", "updated", "unchanged")
+            )
             synced = kind in SYNC_KINDS and (worked or not failed)
             self._moodle_note_success(sync=synced)
         values.update(

@@ -78,7 +78,9 @@ class TestGradePull(InstitutionCase):
         )
         # Completion lands in completion rows of its own (no other run writes
         # them), not on the enrolment nor in the push's enrolment mapping.
-        key = f"oec_student_{d['ann'].id}@oec_subj_{self.alg.id}_course_{d['program'].id}"
+        key = (
+            f"oec_student_{d['ann'].id}@oec_subj_{self.alg.id}_course_{d['program'].id}"
+        )
         completion = self.env["moodle.mapping"].search(
             [("moodle_model", "=", "completion"), ("external_key", "=", key)]
         )

@@ -281,9 +281,9 @@ class TestCompletionKeepsWhatItGot(InstitutionCase):
             return original(client, courseid, userid)
 
         later = T0 + datetime.timedelta(hours=1)
-        with freeze_time(later), trap_jobs():
-            with patch.object(MoodleClient, "get_course_completion_status", flaky):
-                summary = self.instance._job_pull_completion()
+        patched = patch.object(MoodleClient, "get_course_completion_status", flaky)
+        with freeze_time(later), trap_jobs(), patched:
+            summary = self.instance._job_pull_completion()
         self.assertIn("unreachable", summary)
         kept = self.completion_rows().filtered(lambda r: r.last_sync_date == later)
         self.assertEqual(len(kept), 1)
