@@ -403,7 +403,10 @@ class MoodleClient:
         Moodle runs a batch in one transaction: one bad record rejects the
         whole chunk. The client then splits the chunk in halves until the
         offending records stand alone, sends the rest, and reports each failed
-        record with its reason. A transient or access error stops the call:
+        record with its reason. A database write error (``dmlwriteexception``,
+        e.g. a value longer than its column) is such a record error; a lock
+        conflict or an unreachable database is not (see
+        :func:`.errors.classify`). A transient or access error stops the call:
         what succeeded before stays ``ok``, the rest stays ``pending``.
 
         :param str wsfunction: a catalogue function with a ``batch_key``

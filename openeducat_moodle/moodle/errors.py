@@ -7,13 +7,21 @@ transient   timeout, refused connection, HTTP 5xx/429, an     retry later with b
             HTML page or malformed JSON instead of JSON
 access      invalid token, function not in the service, REST  flag the instance; a
             disabled (HTTP 403), wrong base URL               human must fix Moodle
-record      invalid parameter, shortname or idnumber taken    that record fails; the
-                                                              rest of the batch goes on
+record      invalid parameter, shortname or idnumber taken,   that record fails; the
+            a database write refused (a value too long for    rest of the batch goes on
+            its column)
 =========== ================================================ ======================
+
+A database error is transient when the database is unreachable or cannot read
+(``dbconnectionfailed``, ``dbsessionfailure``, ``dmlreadexception``) or when a
+write met a lock conflict (a deadlock or serialization failure, when Moodle says
+so); any other failed write (``dmlwriteexception``) is the record's error.
 
 No error ever carries the web-service token: messages are built from Moodle's
 answer and from the function name only.
 """
+
+import re
 
 ACCESS_ERRORCODES = frozenset(
     {
@@ -33,9 +41,23 @@ ACCESS_ERRORCODES = frozenset(
     }
 )
 
-# Database-level failures (deadlock, lost connection) are worth another try.
+# The database is out of reach or cannot read: worth another try later.
 TRANSIENT_ERRORCODES = frozenset(
-    {"dmlwriteexception", "dmlreadexception", "dbsessionfailure", "dbconnectionfailed"}
+    {"dmlreadexception", "dbsessionfailure", "dbconnectionfailed"}
+)
+# A failed write (``dml_write_exception``) is most often the record's fault: a
+# value longer than its column, a unique index. Moodle runs a batch call in one
+# transaction, so a batch write is split until the bad record stands alone
+# (see :meth:`.client.MoodleClient.call_batch`), and that record fails alone.
+# Only a lock conflict is the database's, not the record's: the same write goes
+# through when tried again. Moodle puts the driver's words first in
+# ``debuginfo`` (developer debugging only; then the SQL and its parameters,
+# which are the record's own values and are not searched).
+DB_WRITE_ERRORCODE = "dmlwriteexception"
+_LOCK_CONFLICT = re.compile(
+    r"deadlock|could not serialize|serialization failure|lock wait timeout"
+    r"|try restarting transaction|lock timeout",
+    re.IGNORECASE,
 )
 
 # What the admin must do on the Moodle side for each access failure.
@@ -190,4 +212,22 @@ def classify(payload, wsfunction=None):
         return MoodleAccessError(message, **kwargs)
     if errorcode in TRANSIENT_ERRORCODES:
         return MoodleTransientError(message, **kwargs)
+    if errorcode == DB_WRITE_ERRORCODE and lock_conflict(message, kwargs["debuginfo"]):
+        return MoodleTransientError(message, **kwargs)
     return MoodleRecordError(message, **kwargs)
+
+
+def lock_conflict(message, debuginfo=None):
+    """Whether a failed database write met a lock conflict (a deadlock, a
+    serialization failure, a lock wait timeout) rather than a bad value.
+
+    Only the message and the first line of ``debuginfo`` (the database's own
+    words) are read: the lines after it hold the statement and the record's
+    values, which may contain any text.
+
+    :param str message: Moodle's message
+    :param str debuginfo: Moodle's ``debuginfo``, when developer debugging is on
+    :rtype: bool
+    """
+    first_line = str(debuginfo or "").strip().split("\n", 1)[0]
+    return bool(_LOCK_CONFLICT.search(f"{message}\n{first_line}"))

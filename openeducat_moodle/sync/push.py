@@ -5,14 +5,25 @@ each payload's hash with the mapping table, and sends only what changed, in
 batches, in dependency order: departments (parents first) → programs →
 subjects → users → batches → enrolments. Each create is preceded by a lookup
 by idnumber, so an object already in Moodle is adopted, never duplicated.
+
+One record never holds back the rest: every payload is fitted into Moodle's
+columns before any call (:mod:`.limits`: shortened where that keeps it unique,
+blocked with a reason where it would not); a record Moodle refuses fails alone
+and is retried on its own schedule (:mod:`.backoff`); a lookup Moodle refuses
+fails only the records that needed it; a course found deleted in Moodle loses
+its mapping (and those of its groups and enrolments), as the drift check would
+do, so that the push creates it again. Unenrolments above a limit are held until
+a Moodle Manager confirms them (:class:`PushSettings`).
 """
 
 import collections
 import dataclasses
 import datetime
+import math
 import re
 
-from . import idnumbers
+from ..moodle.errors import MoodleRecordError
+from . import idnumbers, limits
 from .backoff import next_attempt
 from .hashing import payload_hash
 from .ordering import parents_first
@@ -36,8 +47,17 @@ CREATE, UPDATE, UNCHANGED, BLOCKED, WAITING, UNENROL = (
     "waiting",
     "unenrol",
 )
+# Result records beside those: a payload shortened to fit Moodle's columns,
+# an unenrolment held until confirmed, a record whose send failed.
+SHORTENED, HELD, FAILED = "shortened", "held", "failed"
 
 MAX_ATTEMPTS_KEPT = 10
+# ``failed_hash`` of an enrolment mapping whose unenrolment failed (a payload
+# hash is 64 hex digits: the two never meet).
+UNENROL_DIGEST = "unenrol"
+# Never hold this many unenrolments or fewer, whatever the percentage says: a
+# student leaving a program withdraws from all of its subjects at once.
+UNENROL_LIMIT_FLOOR = 10
 _USERNAME_BAD = re.compile(r"[^a-z0-9_.@-]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -51,6 +71,26 @@ class PushSettings:
     :ivar auth: Moodle auth plugin for new accounts (``manual`` has Moodle
         generate and mail a password; any other plugin gets no password)
     :ivar department_ids: the departments this instance serves (empty: all)
+    :ivar unenrol_limit_percent: hold the unenrolments of a run when there
+        are more than this percentage of the instance's enrolments (its
+        enrolment mapping rows that were synced), rounded up; ``0`` drops
+        this bound
+    :ivar unenrol_limit_count: … or more than this many; ``0`` drops this
+        bound (both ``0``: nothing is ever held)
+    :ivar unenrol_confirmed: the keys (``oec_student_7@oec_subj_1_course_2``)
+        of held unenrolments a Moodle Manager confirmed: these go, and do not
+        count against the limit; a confirmation covers the keys it lists and
+        no other, so confirming 300 never releases 3000
+
+    The limit is ``max(UNENROL_LIMIT_FLOOR, min(count, ceil(percent × the
+    instance's enrolments / 100)))``, and the unconfirmed unenrolments of a
+    run are held, all of them, when they are more than that. The lower of the
+    two bounds applies, so that both ends are protected: on a large instance
+    (100 000 enrolments) 5 % would let 5 000 go unseen, so 200 applies; on a
+    small one (1 000) 200 would be a fifth of it, so 5 % (50) applies. The
+    floor keeps a tiny instance from holding one student's withdrawal.
+    Held unenrolments make no call and keep their mapping rows; the run's
+    :attr:`PushResult.held_unenrolments` says how many, why and which.
     """
 
     student_role_id: int = 5
@@ -58,6 +98,9 @@ class PushSettings:
     auth: str = "manual"
     department_ids: frozenset = frozenset()
     phases: tuple = PHASES
+    unenrol_limit_percent: float = 5.0
+    unenrol_limit_count: int = 200
+    unenrol_confirmed: frozenset = frozenset()
 
 
 @dataclasses.dataclass
@@ -74,6 +117,8 @@ class Item:
     label: str = ""
     # The payload's hash, once planned (the payload does not change after).
     digest: str | None = None
+    # What was shortened to fit Moodle's columns (see :mod:`.limits`).
+    notes: tuple = ()
 
 
 @dataclasses.dataclass
@@ -89,6 +134,11 @@ class PhaseResult:
     failed: int = 0
     blocked: int = 0
     waiting: int = 0
+    # Sent with a value shortened to fit Moodle's columns (also counted as
+    # created, updated…).
+    shortened: int = 0
+    # Unenrolments held until a Moodle Manager confirms them.
+    held: int = 0
     records: list = dataclasses.field(default_factory=list)
 
     def note(self, item, action, reason=None):
@@ -107,8 +157,23 @@ class PhaseResult:
 
 @dataclasses.dataclass
 class PushResult:
+    """What a push did.
+
+    :ivar dict phases: ``{phase: PhaseResult}``
+    :ivar collections.Counter calls: calls per web-service function
+    :ivar dict held_unenrolments: ``None``, or when unenrolments were held:
+        ``count``, ``limit``, ``enrolments`` (the instance's, the limit's
+        base), ``reason`` (one sentence for a Moodle Manager) and ``keys``
+        (sorted; confirm with :attr:`PushSettings.unenrol_confirmed`)
+    :ivar list lost: Moodle objects found deleted outside the connector
+        during the push, whose mappings were dropped so that they are created
+        again: dicts ``kind``, ``key``, ``moodle_id``, ``reason``
+    """
+
     phases: dict = dataclasses.field(default_factory=dict)
     calls: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    held_unenrolments: dict | None = None
+    lost: list = dataclasses.field(default_factory=list)
 
     def total(self, field):
         return sum(getattr(p, field) for p in self.phases.values())
@@ -143,6 +208,13 @@ class PushSync:
         self._moodle_categories = None
         self._moodle_courses = None
         self._planned_id = -1
+        # Lookups Moodle refused: {key: (BLOCKED, reason) | (FAILED, error)}
+        self._problems = {}
+        # Moodle course ids known to exist, known to be deleted.
+        self._courses_seen = set()
+        self._courses_lost = set()
+        # {course key: reason} of the courses found deleted in Moodle.
+        self._lost = {}
 
     # ------------------------------------------------------------------
     # Entry point
@@ -254,6 +326,7 @@ class PushSync:
                         "idnumber": key,
                         "parent": parent,
                     }
+                    self._fit(item)
                 items.append(item)
             self._sync(items, result)
         self.result.phases[result.phase] = result
@@ -272,6 +345,7 @@ class PushSync:
                 item.blocked = "its department is not synced yet"
             else:
                 item.payload = {"name": program.name, "idnumber": key, "parent": parent}
+                self._fit(item)
             items.append(item)
         self._sync(items, result)
         self.result.phases[result.phase] = result
@@ -298,6 +372,7 @@ class PushSync:
                     "categoryid": category,
                     "idnumber": key,
                 }
+                self._fit(item)
             items.append(item)
         self._sync(items, result)
         self.result.phases[result.phase] = result
@@ -359,6 +434,7 @@ class PushSync:
                     value = getattr(person, field)
                     if value:
                         item.payload["phone1" if field == "phone" else field] = value
+                self._fit(item)
             items.append(item)
         self._sync(items, result)
         self.result.phases[result.phase] = result
@@ -401,7 +477,7 @@ class PushSync:
                 )
                 courseid = self._moodle_id(COURSE, course_key)
                 if courseid is None:
-                    item.blocked = f"course {course_key} is not synced yet"
+                    item.blocked = self._not_synced(course_key)
                 else:
                     item.payload = {
                         "courseid": courseid,
@@ -409,6 +485,7 @@ class PushSync:
                         "idnumber": idnumbers.batch(batch.id),
                         "description": "",
                     }
+                    self._fit(item)
                 items.append(item)
         self._sync(items, result)
         self.result.phases[result.phase] = result
@@ -466,7 +543,7 @@ class PushSync:
         if userid is None:
             item.blocked = f"user {user_key} is not synced"
         elif courseid is None:
-            item.blocked = f"course {course_key} is not synced yet"
+            item.blocked = self._not_synced(course_key)
         else:
             item.payload = {"roleid": role, "userid": userid, "courseid": courseid}
             if group:
@@ -512,6 +589,20 @@ class PushSync:
             return mapping.moodle_id
         return None
 
+    def _not_synced(self, course_key):
+        """Why what lives in a course cannot be sent without it."""
+        return self._lost.get(course_key) or f"course {course_key} is not synced yet"
+
+    def _fit(self, item):
+        """Fit the item's payload into Moodle's columns (:mod:`.limits`):
+        shortened values are noted on the item, a value that cannot be
+        shortened blocks it."""
+        payload, notes, problem = limits.fit(item.kind, item.payload)
+        if problem:
+            item.payload, item.blocked = None, problem
+        else:
+            item.payload, item.notes = payload, tuple(notes)
+
     def plan(self, item):
         """Decide what to do with one item, and why."""
         mapping = self._map(item.kind).get(item.key)
@@ -549,6 +640,9 @@ class PushSync:
                 result.waiting += 1
                 result.note(item, WAITING, reason)
                 continue
+            if item.notes:
+                result.shortened += 1
+                result.note(item, SHORTENED, "; ".join(item.notes))
             (creates if action == CREATE else updates).append(item)
         if self.dry_run:
             for item in creates:
@@ -579,7 +673,11 @@ class PushSync:
         if self.dry_run:
             return
         mapping = self._map(item.kind).get(item.key)
-        if mapping and mapping.state == "blocked" and mapping.last_error == reason:
+        if (
+            mapping
+            and mapping.state in ("blocked", "synced")
+            and mapping.last_error == reason
+        ):
             return
         mapping = mapping or Mapping(
             item.kind, item.key, item.res_model, item.res_id, idnumber=item.idnumber
@@ -597,6 +695,16 @@ class PushSync:
         for mapping in mappings:
             kind_map[mapping.key] = mapping
 
+    def _forget(self, mappings):
+        """Drop mapping rows (their Moodle objects are gone, or were never
+        there); the store is left alone in a dry run."""
+        if not mappings:
+            return
+        if not self.dry_run:
+            self.store.delete(mappings)
+        for mapping in mappings:
+            self._map(mapping.kind).pop(mapping.key, None)
+
     def _succeeded(self, item, moodle_id=None, extra=None):
         mapping = self._map(item.kind).get(item.key) or Mapping(
             item.kind, item.key, item.res_model, item.res_id
@@ -612,6 +720,11 @@ class PushSync:
         mapping.last_error = None
         mapping.last_sync = self.now
         mapping.extra.pop("failed_hash", None)
+        # What was shortened to fit Moodle's columns, for the registrar.
+        if item.notes:
+            mapping.extra["shortened"] = list(item.notes)
+        else:
+            mapping.extra.pop("shortened", None)
         if extra:
             mapping.extra.update(extra)
         return mapping
@@ -620,10 +733,20 @@ class PushSync:
         mapping = self._map(item.kind).get(item.key) or Mapping(
             item.kind, item.key, item.res_model, item.res_id, idnumber=item.idnumber
         )
+        return self._fail(mapping, error, item.digest or payload_hash(item.payload))
+
+    def _fail(self, mapping, error, digest):
+        """Count one more failure on a mapping and schedule its next attempt
+        (5 min → 30 min → 4 h → 24 h → failed, :func:`.backoff.next_attempt`).
+
+        :param digest: what failed: the payload's hash (or
+            :data:`UNENROL_DIGEST`); the same one waits for its next attempt,
+            a changed one is sent at once
+        """
         mapping.retry_count += 1
         mapping.state, mapping.next_retry = next_attempt(mapping.retry_count, self.now)
         mapping.last_error = str(error)
-        mapping.extra["failed_hash"] = item.digest or payload_hash(item.payload)
+        mapping.extra["failed_hash"] = digest
         attempts = mapping.extra.get("attempts") or []
         attempts.append(
             {"at": self.now.isoformat(timespec="seconds"), "error": str(error)}
@@ -632,8 +755,21 @@ class PushSync:
         return mapping
 
     def _finish(self, items, batch, result, counter, extras=None):
-        """Store the outcome of a batch call; raise if it stopped part way."""
-        saved = []
+        """Store the outcome of a batch call; raise if it stopped part way.
+
+        A record that failed because its course is gone from Moodle is not a
+        failure of its own (see :meth:`_lose_course`): a course is created
+        again at once; what lives in it (a group, an enrolment) is blocked
+        until the course is back.
+        """
+        lost = self._lost_with_course(
+            {
+                item.key: self._courseid_of(item, outcome)
+                for item, outcome in zip(items, batch.outcomes, strict=True)
+                if outcome.status == FAILED
+            }
+        )
+        saved, blocked, again = [], [], []
         for item, outcome in zip(items, batch.outcomes, strict=True):
             if outcome.ok:
                 moodle_id = None
@@ -645,13 +781,90 @@ class PushSync:
                 saved.append(self._succeeded(item, moodle_id, extra))
                 if counter:
                     setattr(result, counter, getattr(result, counter) + 1)
-            elif outcome.status == "failed":
+            elif outcome.status == FAILED and item.key in lost:
+                (again if item.kind == COURSE else blocked).append(item)
+            elif outcome.status == FAILED:
                 saved.append(self._failed(item, outcome.error))
                 result.failed += 1
-                result.note(item, "failed", str(outcome.error))
+                result.note(item, FAILED, str(outcome.error))
         self._save(saved)
+        for item in blocked:
+            self._block(item, self._not_synced(_course_key(item.key)), result)
         if batch.aborted is not None:
             raise batch.aborted
+        if again:
+            self._create(again, result)
+
+    # --- courses deleted in Moodle --------------------------------------
+
+    def _courseid_of(self, item, outcome):
+        """The Moodle course a failed record was about, if any."""
+        if item.kind == COURSE:
+            return outcome.record.get("id")
+        if item.kind in (GROUP, ENROLMENT):
+            return (item.payload or {}).get("courseid")
+        return None
+
+    def _lost_with_course(self, courses):
+        """``{key: Moodle course id}`` of failed records → the keys whose
+        course is gone from Moodle."""
+        courses = {k: c for k, c in courses.items() if c and c > 0}
+        if not courses:
+            return set()
+        gone = self._missing_courses(set(courses.values()))
+        return {key for key, courseid in courses.items() if courseid in gone}
+
+    def _missing_courses(self, courseids):
+        """The ids among ``courseids`` of courses deleted in Moodle.
+
+        Asks Moodle in one call about the courses not known yet in this run;
+        each deleted one loses its mappings (:meth:`_lose_course`).
+        """
+        unknown = sorted(set(courseids) - self._courses_seen - self._courses_lost)
+        if unknown:
+            try:
+                courses = self.client.get_courses_by_field(
+                    "ids", ",".join(str(i) for i in unknown)
+                )
+            except MoodleRecordError:
+                return set()  # cannot tell: the records fail on their own
+            found = {c.get("id") for c in courses}
+            self._courses_seen.update(found)
+            for courseid in unknown:
+                if courseid not in found:
+                    self._lose_course(courseid)
+        return set(courseids) & self._courses_lost
+
+    def _lose_course(self, courseid):
+        """A course deleted in Moodle outside the connector: its mapping goes,
+        with those of its groups and enrolments (Moodle deleted them with it),
+        as after a drift check, so that the push creates it again (after a
+        lookup by idnumber) and what it held follows."""
+        self._courses_lost.add(courseid)
+        if self._moodle_courses:
+            self._moodle_courses = {
+                k: c for k, c in self._moodle_courses.items() if c["id"] != courseid
+            }
+        for key, mapping in list(self._map(COURSE).items()):
+            if mapping.moodle_id != courseid:
+                continue
+            self._lost[key] = (
+                f"course {key} was deleted in Moodle (id {courseid}); the push "
+                "creates it again, then this follows"
+            )
+            self.result.lost.append(
+                {
+                    "kind": COURSE,
+                    "key": key,
+                    "moodle_id": courseid,
+                    "reason": "deleted in Moodle",
+                }
+            )
+            inside = "@" + key
+            gone = [mapping]
+            for kind in (GROUP, ENROLMENT):
+                gone += [m for k, m in self._map(kind).items() if k.endswith(inside)]
+            self._forget(gone)
 
     # --- create ---------------------------------------------------------
 
@@ -661,6 +874,7 @@ class PushSync:
             self._enrol(items, result, "created")
             return
         adopted, items = self._adopt(kind, items)
+        items = self._settle_refused(items, result)
         if adopted:
             result.adopted += len(adopted)
             # OpenEduCat wins: adopted objects get our payload.
@@ -690,24 +904,52 @@ class PushSync:
                 record["createpassword"] = 1
         return record
 
+    def _settle_refused(self, items, result):
+        """Settle the items whose lookup Moodle refused (a failure, with the
+        per-record backoff) or could not make (blocked: their course is
+        gone); return the others."""
+        rest, failed = [], []
+        for item in items:
+            problem = self._problems.pop(item.key, None)
+            if problem is None:
+                rest.append(item)
+            elif problem[0] == BLOCKED:
+                self._block(item, problem[1], result)
+            else:
+                failed.append(self._failed(item, problem[1]))
+                result.failed += 1
+                result.note(item, FAILED, str(problem[1]))
+        self._save(failed)
+        return rest
+
     def _find(self, kind, items):
         """Look the items up in Moodle: ``{key: Moodle object}`` for those
-        found by our idnumber (or, for users, our email or username)."""
-        if kind == CATEGORY:
-            if self._moodle_categories is None:
+        found by our idnumber (or, for users, our email or username).
+
+        A lookup Moodle refuses costs only the items that needed it: they are
+        left in ``self._problems`` (``{key: (FAILED, error) | (BLOCKED,
+        reason)}``) and the others go on.
+        """
+        try:
+            if kind == CATEGORY and self._moodle_categories is None:
                 self._moodle_categories = {
                     c["idnumber"]: c
                     for c in self.client.get_categories()
                     if c.get("idnumber")
                 }
-            return {i.key: self._moodle_categories.get(i.idnumber) for i in items}
-        if kind == COURSE:
-            if self._moodle_courses is None:
+            if kind == COURSE and self._moodle_courses is None:
                 self._moodle_courses = {
                     c["idnumber"]: c
                     for c in self.client.get_courses_by_field()
                     if c.get("idnumber")
                 }
+        except MoodleRecordError as err:
+            for item in items:
+                self._problems[item.key] = (FAILED, err)
+            return {}
+        if kind == CATEGORY:
+            return {i.key: self._moodle_categories.get(i.idnumber) for i in items}
+        if kind == COURSE:
             return {i.key: self._moodle_courses.get(i.idnumber) for i in items}
         if kind == USER:
             return self._find_users(items)
@@ -732,29 +974,48 @@ class PushSync:
                 rest.append(item)
         return adopted, rest
 
+    def _users_by(self, field, values):
+        """``core_user_get_users_by_field``, split when Moodle refuses a value
+        (it cleans each one, e.g. as an email address, and refuses the call
+        when one changes) until the refused ones stand alone.
+
+        :return: ``(users, {refused value: error})``
+        """
+        try:
+            return self.client.get_users_by_field(field, values), {}
+        except MoodleRecordError as err:
+            if len(values) == 1:
+                return [], {values[0]: err}
+        middle = len(values) // 2
+        users, refused = self._users_by(field, values[:middle])
+        more, also = self._users_by(field, values[middle:])
+        return users + more, {**refused, **also}
+
     def _find_users(self, items):
         found = {}
-        by_idnumber = {
-            u.get("idnumber"): u
-            for u in self.client.get_users_by_field("idnumber", [i.key for i in items])
-        }
+        users, refused = self._users_by("idnumber", [i.key for i in items])
+        by_idnumber = {u.get("idnumber"): u for u in users}
         rest = []
         for item in items:
             if item.key in by_idnumber:
                 found[item.key] = by_idnumber[item.key]
+            elif item.key in refused:
+                self._problems[item.key] = (FAILED, refused[item.key])
             else:
                 rest.append(item)
         for field in ("email", "username"):
             if not rest:
                 break
             values = sorted({i.payload[field].lower() for i in rest})
-            users = {
-                (u.get(field) or "").lower(): u
-                for u in self.client.get_users_by_field(field, values)
-            }
+            users, refused = self._users_by(field, values)
+            users = {(u.get(field) or "").lower(): u for u in users}
             still = []
             for item in rest:
-                user = users.get(item.payload[field].lower())
+                value = item.payload[field].lower()
+                if value in refused:
+                    self._problems[item.key] = (FAILED, refused[value])
+                    continue
+                user = users.get(value)
                 idnumber = (user or {}).get("idnumber") or ""
                 if user and not idnumbers.parse(idnumber):
                     found[item.key] = user
@@ -772,13 +1033,30 @@ class PushSync:
             if item.payload["courseid"] not in self._fresh_courses:
                 by_course[item.payload["courseid"]].append(item)
         for courseid, course_items in by_course.items():
-            groups = {
-                g.get("idnumber"): g for g in self.client.get_course_groups(courseid)
-            }
+            try:
+                groups = self.client.get_course_groups(courseid)
+            except MoodleRecordError as err:
+                # Most often the course was deleted in Moodle.
+                self._unreadable(courseid, course_items, err)
+                continue
+            self._courses_seen.add(courseid)
+            groups = {g.get("idnumber"): g for g in groups}
             for item in course_items:
                 if item.idnumber in groups:
                     found[item.key] = groups[item.idnumber]
         return found
+
+    def _unreadable(self, courseid, items, error):
+        """Moodle refused to read a course for these items: when the course is
+        gone they wait for it to be created again, else they fail with the
+        error (and are retried on their own schedule)."""
+        gone = courseid in self._missing_courses({courseid})
+        for item in items:
+            if gone:
+                reason = self._not_synced(_course_key(item.key))
+                self._problems[item.key] = (BLOCKED, reason)
+            else:
+                self._problems[item.key] = (FAILED, error)
 
     # --- update ---------------------------------------------------------
 
@@ -787,9 +1065,19 @@ class PushSync:
         if kind == ENROLMENT:
             self._enrol(items, result, counter)
             return
-        records = []
+        kind_map = self._map(kind)
+        live = []
         for item in items:
-            record = {"id": self._map(kind)[item.key].moodle_id, **item.payload}
+            if item.key in kind_map:
+                live.append(item)
+            else:
+                # Its course was found deleted in Moodle during this push.
+                self._block(item, self._not_synced(_course_key(item.key)), result)
+        if not live:
+            return
+        records = []
+        for item in live:
+            record = {"id": kind_map[item.key].moodle_id, **item.payload}
             if kind == USER:
                 record.pop("username", None)
             if kind == GROUP:
@@ -801,7 +1089,7 @@ class PushSync:
             USER: self.client.update_users,
             GROUP: self.client.update_groups,
         }[kind]
-        self._finish(items, method(records), result, counter)
+        self._finish(live, method(records), result, counter)
 
     # --- enrolments -----------------------------------------------------
 
@@ -875,45 +1163,125 @@ class PushSync:
                         extras.pop(key)
         return extras
 
+    # --- unenrolments ---------------------------------------------------
+
     def _unenrol(self, mappings, result):
+        """Unenrol what OpenEduCat no longer holds (Moodle's manual
+        unenrolment removes every role), except what waits for its next
+        attempt after a failure and what is held (:meth:`_hold`)."""
         if not mappings:
             return
-        if self.dry_run:
-            for mapping in mappings:
-                result.unenrolled += 1
-                result.records.append(
-                    {
-                        "key": mapping.key,
-                        "kind": ENROLMENT,
-                        "res_model": mapping.res_model,
-                        "res_id": mapping.res_id,
-                        "label": mapping.key,
-                        "action": UNENROL,
-                        "reason": None,
-                    }
-                )
-            return
-        records, done = [], []
+        send, orphans = [], []
         for mapping in mappings:
             user, course = mapping.key.split("@", 1)
             userid = self._moodle_id(USER, user)
             courseid = self._moodle_id(COURSE, course)
-            if userid and courseid:
-                records.append({"userid": userid, "courseid": courseid})
-                done.append(mapping)
-            else:
-                self.store.delete([mapping])
-        if records:
-            batch = self.client.unenrol_users(records)
-            gone = [m for m, o in zip(done, batch.outcomes, strict=True) if o.ok]
-            self.store.delete(gone)
-            for mapping in gone:
-                self._map(ENROLMENT).pop(mapping.key, None)
-            result.unenrolled += len(gone)
-            for mapping, outcome in zip(done, batch.outcomes, strict=True):
-                if outcome.status == "failed":
-                    result.failed += 1
-                    mapping.last_error = str(outcome.error)
-                    mapping.state = "error"
-                    self.store.save([mapping])
-            batch.raise_if_aborted()
+            if not (userid and courseid):
+                orphans.append(mapping)  # nothing in Moodle to remove
+                continue
+            waiting = self._unenrol_waiting(mapping)
+            if waiting:
+                result.waiting += 1
+                result.records.append(_unenrol_record(mapping, WAITING, waiting))
+                continue
+            send.append((mapping, {"userid": userid, "courseid": courseid}))
+        send = self._hold(send, result)
+        if self.dry_run:
+            for mapping in orphans + [m for m, _ in send]:
+                result.unenrolled += 1
+                result.records.append(_unenrol_record(mapping, UNENROL, None))
+            return
+        self._forget(orphans)
+        if not send:
+            return
+        batch = self.client.unenrol_users([record for _, record in send])
+        outcomes = list(zip(send, batch.outcomes, strict=True))
+        gone = [mapping for (mapping, _), outcome in outcomes if outcome.ok]
+        self._forget(gone)
+        result.unenrolled += len(gone)
+        failed = [(m, r, o) for (m, r), o in outcomes if o.status == FAILED]
+        # An unenrolment from a course deleted in Moodle has nothing left to do.
+        lost = self._lost_with_course({m.key: r["courseid"] for m, r, _ in failed})
+        saved = []
+        for mapping, _, outcome in failed:
+            if mapping.key in lost:
+                continue
+            saved.append(self._fail(mapping, outcome.error, UNENROL_DIGEST))
+            result.failed += 1
+            result.records.append(_unenrol_record(mapping, FAILED, str(outcome.error)))
+        self._save(saved)
+        batch.raise_if_aborted()
+
+    def _unenrol_waiting(self, mapping):
+        """Why an unenrolment that failed before is not tried now (its next
+        attempt is not due, or the schedule is spent), else ``None``."""
+        if mapping.extra.get("failed_hash") != UNENROL_DIGEST:
+            return None
+        if mapping.state == "failed":
+            return mapping.last_error or "failed"
+        if mapping.state == "error":
+            due = mapping.next_retry is None or mapping.next_retry <= self.now
+            if not due:
+                return mapping.last_error or "waiting for the next attempt"
+        return None
+
+    def _unenrol_limit(self, enrolments):
+        """The most unenrolments a run makes unconfirmed (see
+        :class:`PushSettings`), or ``None`` for no limit."""
+        settings = self.settings
+        bounds = []
+        if settings.unenrol_limit_count:
+            bounds.append(int(settings.unenrol_limit_count))
+        if settings.unenrol_limit_percent:
+            share = enrolments * float(settings.unenrol_limit_percent) / 100
+            bounds.append(math.ceil(share - 1e-9))
+        if not bounds:
+            return None
+        return max(UNENROL_LIMIT_FLOOR, min(bounds))
+
+    def _hold(self, pending, result):
+        """Hold the run's unconfirmed unenrolments when they are more than the
+        limit: no call, the mapping rows stay, the result says how many, why
+        and which. Return the ``(mapping, record)`` pairs that may go."""
+        confirmed = self.settings.unenrol_confirmed or frozenset()
+        unconfirmed = [m for m, _ in pending if m.key not in confirmed]
+        # The instance's enrolments: its mapping rows Moodle has enrolled.
+        enrolments = sum(1 for m in self._map(ENROLMENT).values() if m.sync_hash)
+        limit = self._unenrol_limit(enrolments)
+        if limit is None or len(unconfirmed) <= limit:
+            return pending
+        reason = (
+            f"{len(unconfirmed)} unenrolments at once, more than the limit of "
+            f"{limit} for this instance's {enrolments} enrolments: held until a "
+            "Moodle Manager confirms them"
+        )
+        held = {m.key for m in unconfirmed}
+        result.held += len(held)
+        for mapping in unconfirmed:
+            result.records.append(_unenrol_record(mapping, HELD, reason))
+        self.result.held_unenrolments = {
+            "count": len(held),
+            "limit": limit,
+            "enrolments": enrolments,
+            "reason": reason,
+            "keys": sorted(held),
+        }
+        return [(m, r) for m, r in pending if m.key not in held]
+
+
+def _course_key(key):
+    """The course key of a course, or of what lives in one
+    (``oec_batch_3@oec_subj_15_course_7`` → ``oec_subj_15_course_7``)."""
+    return key.split("@", 1)[-1]
+
+
+def _unenrol_record(mapping, action, reason):
+    return {
+        "key": mapping.key,
+        "kind": ENROLMENT,
+        "res_model": mapping.res_model,
+        "res_id": mapping.res_id,
+        "label": mapping.key,
+        "action": action,
+        "reason": reason,
+    }

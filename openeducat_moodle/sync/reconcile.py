@@ -151,6 +151,11 @@ class Importer(_Reader):
         saved = []
         for item in candidates:
             moodle_object = found.get(item.key)
+            problem = self._problems.pop(item.key, None)
+            if problem:
+                # Moodle refused the lookup (e.g. an email address it rejects).
+                self.gaps.append(_record(item, str(problem[1])))
+                continue
             if not moodle_object:
                 self.gaps.append(_record(item, "no Moodle object matches"))
                 continue
@@ -306,7 +311,4 @@ class DriftCheck(_Reader):
             else:
                 result.unchanged += 1
         self._save(changed)
-        if gone:
-            self.store.delete(gone)
-            for mapping in gone:
-                self._map(mapping.kind).pop(mapping.key, None)
+        self._forget(gone)

@@ -11,6 +11,7 @@ import responses
 from openeducat_moodle.moodle import (
     MoodleAccessError,
     MoodleClient,
+    MoodleError,
     MoodleRecordError,
     MoodleTransientError,
 )
@@ -587,3 +588,137 @@ def test_course_modules_against_the_simulator_51_with_a_question_bank():
         ]
         with pytest.raises(MoodleRecordError):
             client.get_course_modules(9999)
+
+
+# --- database errors (issue 13, item 2) --------------------------------------
+
+
+def _db_error(debuginfo=None, errorcode="dmlwriteexception"):
+    messages = {
+        "dmlwriteexception": "Error writing to database",
+        "dmlreadexception": "Error reading from database",
+        "dbconnectionfailed": "<p>Error: Database connection failed</p>",
+        "dbsessionfailure": "Database session failure",
+    }
+    body = {
+        "exception": "dml_write_exception"
+        if errorcode == "dmlwriteexception"
+        else "moodle_exception",
+        "errorcode": errorcode,
+        "message": messages[errorcode],
+    }
+    if debuginfo:
+        body["debuginfo"] = debuginfo
+    return body
+
+
+DATABASE_ERRORS = [
+    # A write Moodle's database refused: the record's error.
+    ("dmlwriteexception", None, MoodleRecordError),  # no developer debugging
+    (
+        "dmlwriteexception",
+        "Data too long for column 'shortname' at row 1\nINSERT INTO mdl_course",
+        MoodleRecordError,
+    ),
+    (
+        "dmlwriteexception",
+        "ERROR:  value too long for type character varying(255)\nINSERT INTO",
+        MoodleRecordError,
+    ),
+    (
+        "dmlwriteexception",
+        "Incorrect string value: '\\xF0\\x9F\\xA4\\x96' for column 'fullname'",
+        MoodleRecordError,
+    ),
+    # Only the database's own words count, not the record's values.
+    (
+        "dmlwriteexception",
+        (
+            "Data too long for column 'fullname' at row 1\nINSERT INTO mdl_course\n"
+            "[array ('fullname' => 'Deadlock found when trying to get lock')]"
+        ),
+        MoodleRecordError,
+    ),
+    # A lock conflict: the same write goes through later.
+    (
+        "dmlwriteexception",
+        (
+            "Deadlock found when trying to get lock; try restarting transaction\n"
+            "INSERT INTO mdl_user_enrolments"
+        ),
+        MoodleTransientError,
+    ),
+    (
+        "dmlwriteexception",
+        "Lock wait timeout exceeded; try restarting transaction",
+        MoodleTransientError,
+    ),
+    (
+        "dmlwriteexception",
+        "ERROR:  deadlock detected\nDETAIL: Process 7 waits",
+        MoodleTransientError,
+    ),
+    (
+        "dmlwriteexception",
+        "ERROR:  could not serialize access due to concurrent update",
+        MoodleTransientError,
+    ),
+    # The database is unreachable or cannot read.
+    ("dmlreadexception", "MySQL server has gone away", MoodleTransientError),
+    ("dbconnectionfailed", None, MoodleTransientError),
+    ("dbsessionfailure", None, MoodleTransientError),
+]
+
+
+def test_database_errors_are_the_records_unless_the_database_is_at_fault(rsps):
+    client = MoodleClient(BASE, TOKEN)
+    for errorcode, debuginfo, kind in DATABASE_ERRORS:
+        rsps.post(URL, json=_db_error(debuginfo, errorcode))
+        with pytest.raises(MoodleError) as info:
+            client.call("core_course_create_courses", courses=[{"shortname": "x"}])
+        assert type(info.value) is kind, (errorcode, debuginfo)
+        assert info.value.errorcode == errorcode
+
+
+def test_a_database_write_error_in_a_batch_is_bisected_a_deadlock_is_not(rsps):
+    """Moodle runs the batch in one transaction: the write error of one record
+    rolls back the whole call. The others go through; the bad one fails alone,
+    and the batch is not aborted (no instance backoff). A deadlock blames no
+    record: the batch stops, to be tried again."""
+    client = MoodleClient(BASE, TOKEN, batch_size=8)
+    written = []
+
+    def answer(request):
+        names = _created(request)
+        if any(n.startswith("deadlock") for n in names):
+            body = _db_error("Deadlock found when trying to get lock; try restarting")
+            return 200, {}, json.dumps(body)
+        if any(len(n) > 100 for n in names):
+            body = _db_error("Data too long for column 'username' at row 1")
+            return 200, {}, json.dumps(body)
+        written.extend(names)
+        return 200, {}, json.dumps([{"id": 1, "username": n} for n in names])
+
+    rsps.add_callback(responses.POST, URL, callback=answer)
+    names = ["a", "b", "c", "x" * 101, "d", "e", "f", "g"]
+    result = client.create_users([{"username": n} for n in names])
+    assert result.aborted is None
+    assert [o.status for o in result.outcomes] == ["ok"] * 3 + ["failed"] + ["ok"] * 4
+    assert result.outcomes[3].error.errorcode == "dmlwriteexception"
+    assert "Data too long" in str(result.outcomes[3].error)
+    assert sorted(written) == ["a", "b", "c", "d", "e", "f", "g"]  # each once
+
+    calls = len(rsps.calls)
+    result = client.create_users([{"username": n} for n in ["h", "deadlock", "i"]])
+    assert [o.status for o in result.outcomes] == ["pending"] * 3
+    assert isinstance(result.aborted, MoodleTransientError)
+    assert len(rsps.calls) == calls + 1  # not split record by record
+
+
+def test_a_database_write_error_of_a_single_record_is_that_records(rsps, client):
+    rsps.post(URL, json=_db_error())
+    result = client.create_courses([{"shortname": "x", "fullname": "X"}])
+    assert result.aborted is None
+    assert [o.status for o in result.outcomes] == ["failed"]
+    assert result.outcomes[0].error.errorcode == "dmlwriteexception"
+    assert len(rsps.calls) == 1

@@ -20,6 +20,8 @@ from openeducat_moodle.sync.rows import (
 )
 from openeducat_moodle.sync.store import MemoryStore
 from tests.fake_moodle import FakeMoodle
+from tests.fake_moodle.errors import MoodleError as SimulatedError
+from tests.fake_moodle.errors import invalid_parameter, moodle_exception
 
 BASE = "https://moodle.test"
 NOW = datetime.datetime(2026, 9, 1, 8, 0)
@@ -439,3 +441,525 @@ def test_a_push_without_now_runs_and_stamps_naive_utc(fm):
     stamps = {m.last_sync for m in store.rows.values() if m.last_sync}
     assert stamps
     assert all(s.tzinfo is None and before <= s <= after for s in stamps)
+
+
+# --- issue 13: one record never holds back the rest ---------------------------
+
+USER_COLUMNS = {
+    "username": 100,
+    "firstname": 100,
+    "lastname": 100,
+    "email": 100,
+    "idnumber": 255,
+    "auth": 20,
+    "lang": 30,
+    "country": 2,
+    "phone1": 20,
+    "city": 120,
+}
+# Moodle 4.5's columns (lib/db/install.xml) behind each write function.
+COLUMNS = {
+    "core_course_create_courses": (
+        "courses",
+        {"fullname": 254, "shortname": 255, "idnumber": 100},
+    ),
+    "core_course_create_categories": ("categories", {"name": 255, "idnumber": 100}),
+    "core_group_create_groups": ("groups", {"name": 254, "idnumber": 100}),
+    "core_user_create_users": ("users", USER_COLUMNS),
+    "core_user_update_users": ("users", USER_COLUMNS),
+}
+
+
+def moodle_database(fm, monkeypatch, refuse=None):
+    """Put Moodle's database under the simulator's write functions: a value
+    longer than its column, or a record ``refuse`` names a reason for, ends
+    the whole call in ``dml_write_exception`` (one transaction), as on
+    MariaDB."""
+
+    def too_long(columns, record):
+        for column, limit in columns.items():
+            value = record.get(column)
+            if isinstance(value, str) and len(value) > limit:
+                return f"Data too long for column '{column}' at row 1"
+        return None
+
+    def checked(original, key, columns):
+        def write(**params):
+            for record in params[key]:
+                problem = too_long(columns, record) or (refuse and refuse(record))
+                if problem:
+                    raise SimulatedError(
+                        "dml_write_exception",
+                        "dmlwriteexception",
+                        "Error writing to database",
+                        problem,
+                    )
+            return original(**params)
+
+        return write
+
+    for function, (key, columns) in COLUMNS.items():
+        name = "ws_" + function
+        monkeypatch.setattr(fm, name, checked(getattr(fm, name), key, columns))
+
+
+def sent(fm, function, key):
+    """Every record the simulator received for ``function``."""
+    return [record for f, params in fm.calls if f == function for record in params[key]]
+
+
+def records(result, action):
+    return {
+        r["key"]: r["reason"]
+        for p in result.phases.values()
+        for r in p.records
+        if r["action"] == action
+    }
+
+
+def test_a_subject_code_too_long_for_moodle_is_shortened_stably(fm, store, monkeypatch):
+    """OpenEduCat allows a 256-character subject code; Moodle's shortname
+    column holds 255. Two such codes alike in their first 250 characters get
+    two distinct shortnames, the same ones on every push."""
+    moodle_database(fm, monkeypatch)
+    snapshot = institution()
+    snapshot.subjects[102] = dataclasses.replace(
+        snapshot.subjects[102], code="Q" * 250 + "-OPTICS-AND-WAVES"
+    )
+    snapshot.subjects[103] = dataclasses.replace(
+        snapshot.subjects[103], code="Q" * 250 + "-ELECTRODYNAMICS"
+    )
+    result = push(fm, store, snapshot)
+    shortnames = {
+        c["idnumber"]: c["shortname"]
+        for c in fm.courses.values()
+        if c.get("idnumber") in ("oec_subj_102_course_10", "oec_subj_103_course_11")
+    }
+    assert len(shortnames) == 2
+    assert len(set(shortnames.values())) == 2
+    for shortname in shortnames.values():
+        assert len(shortname) == 255 and shortname.startswith("Q" * 246 + "~")
+    # What Moodle received always fitted.
+    assert all(
+        len(c["shortname"]) <= 255
+        for c in sent(fm, "core_course_create_courses", "courses")
+    )
+    # The registrar is told, on the result and on the mapping row.
+    shortened = records(result, "shortened")
+    assert shortened["oec_subj_102_course_10"] == (
+        "shortname shortened from 274 characters to 255 (Moodle allows 255)"
+    )
+    assert result.phases["subjects"].shortened == 2
+    mapping = store.get("course", "oec_subj_103_course_11")
+    assert mapping.state == "synced"
+    assert mapping.extra["shortened"] == [
+        "shortname shortened from 271 characters to 255 (Moodle allows 255)"
+    ]
+    # Everything else went through.
+    assert moodle_state(fm)["enrolments"] == EXPECTED_ENROLMENTS
+    # The shortened payload hashes the same on the next push: no call.
+    fm.reset_calls()
+    result = push(fm, store, snapshot)
+    assert sum(fm.call_counts.values()) == 0
+    assert result.phases["subjects"].shortened == 0
+
+
+def test_one_record_moodle_refuses_never_holds_back_the_rest(fm, store, monkeypatch):
+    """One course Moodle's database refuses (emoji on a 3-byte utf8 MySQL: the
+    planner cannot foresee it) and one user whose email is too long for
+    Moodle: both stand alone, every other course, user, group and enrolment
+    goes through, and the next push makes no call for them until they
+    change."""
+    moodle_database(
+        fm,
+        monkeypatch,
+        refuse=lambda record: (
+            "Incorrect string value: '\\xF0\\x9F\\xA4\\x96' for column 'fullname'"
+            if "\U0001f916" in record.get("fullname", "")
+            else None
+        ),
+    )
+    snapshot = institution()
+    snapshot.subjects[102] = dataclasses.replace(
+        snapshot.subjects[102], name="Optics \U0001f916"
+    )
+    long_email = "bob." + "b" * 120 + "@uni.test"
+    snapshot.students[31] = dataclasses.replace(
+        snapshot.students[31], email=long_email, login="bob"
+    )
+
+    result = push(fm, store, snapshot, batch_size=4)
+
+    course = store.get("course", "oec_subj_102_course_10")
+    assert course.state == "error" and course.retry_count == 1
+    assert course.next_retry == NOW + datetime.timedelta(minutes=5)
+    assert "dmlwriteexception" in course.last_error
+    bob = store.get("user", "oec_student_31")
+    assert bob.state == "blocked"
+    assert bob.last_error == (
+        "email address is 133 characters; Moodle allows 100: shorten it in OpenEduCat"
+    )
+    assert records(result, "blocked")["oec_student_31"] == bob.last_error
+    # Moodle never received the email; the course was split out of its batch.
+    assert long_email not in {
+        u["email"] for u in sent(fm, "core_user_create_users", "users")
+    }
+    alone = [
+        params["courses"]
+        for f, params in fm.calls
+        if f == "core_course_create_courses" and len(params["courses"]) == 1
+    ]
+    assert "oec_subj_102_course_10" in [c[0]["idnumber"] for c in alone]
+    # Everything else, of every kind, is in Moodle.
+    state = moodle_state(fm)
+    assert set(state["courses"]) == {
+        "oec_subj_100_course_10",
+        "oec_subj_101_course_10",
+        "oec_subj_100_course_11",
+        "oec_subj_103_course_11",
+        "oec_subj_100_course_12",
+        "oec_subj_104_course_12",
+    }
+    assert set(state["users"]) == {"oec_student_30", "oec_student_33", "oec_faculty_40"}
+    assert state["enrolments"] == {
+        e for e in EXPECTED_ENROLMENTS if e[0] != "oec_student_31"
+    }
+    assert state["groups"] == {
+        ("oec_batch_20", "oec_subj_100_course_10"): ["oec_student_30"],
+        ("oec_batch_20", "oec_subj_101_course_10"): ["oec_student_30"],
+        ("oec_batch_21", "oec_subj_100_course_12"): ["oec_student_33"],
+        ("oec_batch_21", "oec_subj_104_course_12"): ["oec_student_33"],
+    }
+    # The next push makes no call for them (nor for anything else).
+    fm.reset_calls()
+    push(fm, store, snapshot)
+    assert sum(fm.call_counts.values()) == 0
+    # Once fixed in OpenEduCat, they go, and what depends on them follows.
+    snapshot.subjects[102] = dataclasses.replace(snapshot.subjects[102], name="Optics")
+    snapshot.students[31] = dataclasses.replace(
+        snapshot.students[31], email="bob@uni.test"
+    )
+    push(fm, store, snapshot)
+    state = moodle_state(fm)
+    assert state["enrolments"] == EXPECTED_ENROLMENTS
+    assert state["groups"][("oec_batch_20", "oec_subj_102_course_10")] == [
+        "oec_student_31"
+    ]
+    assert store.get("course", "oec_subj_102_course_10").state == "synced"
+    assert store.get("user", "oec_student_31").state == "synced"
+
+
+def test_a_lookup_moodle_refuses_fails_only_the_records_that_needed_it(
+    fm, store, monkeypatch
+):
+    original = fm.ws_core_user_get_users_by_field
+
+    def refusing(field, values):
+        if field == "email" and "bob@uni.test" in values:
+            raise invalid_parameter("The field 'email' value is invalid")
+        return original(field=field, values=values)
+
+    monkeypatch.setattr(fm, "ws_core_user_get_users_by_field", refusing)
+    result = push(fm, store, institution())
+    bob = store.get("user", "oec_student_31")
+    assert bob.state == "error" and "invalidparameter" in bob.last_error
+    assert result.phases["users"].failed == 1
+    assert set(moodle_state(fm)["users"]) == {
+        "oec_student_30",
+        "oec_student_33",
+        "oec_faculty_40",
+    }
+    assert moodle_state(fm)["enrolments"] == {
+        e for e in EXPECTED_ENROLMENTS if e[0] != "oec_student_31"
+    }
+
+
+# --- issue 13, item 6: a course deleted in Moodle -----------------------------
+
+
+def test_a_course_deleted_in_moodle_blocks_only_what_needs_it(fm, store):
+    """A new batch needs groups in a course deleted in Moodle: only what lives
+    in that course waits; the course is created again by the next push (as
+    after a drift check), with its groups and enrolments."""
+    snapshot = institution()
+    push(fm, store, snapshot)
+    lost = fm.find_course(idnumber="oec_subj_100_course_10")["id"]
+    fm.delete_course_outside_connector(lost)
+    snapshot.batches[22] = Batch(22, "Physics B", "PHY26B", 10)
+    snapshot.students[34] = Person(34, "student", "Fay", "Ra", "fay@uni.test")
+    snapshot.enrolments[54] = Enrolment(54, 34, 10, 22, ())
+
+    result = push(fm, store, snapshot)
+
+    assert [(x["key"], x["moodle_id"]) for x in result.lost] == [
+        ("oec_subj_100_course_10", lost)
+    ]
+    blocked = records(result, "blocked")
+    assert "deleted in Moodle" in blocked["oec_batch_22@oec_subj_100_course_10"]
+    assert "deleted in Moodle" in blocked["oec_student_34@oec_subj_100_course_10"]
+    assert store.get("course", "oec_subj_100_course_10") is None
+    assert store.get("group", "oec_batch_20@oec_subj_100_course_10") is None
+    # Moodle deleted the enrolments with the course: they wait for it.
+    enrolment = store.get("enrolment", "oec_student_30@oec_subj_100_course_10")
+    assert (enrolment.state, enrolment.sync_hash) == ("blocked", None)
+    # The rest went through.
+    groups = moodle_state(fm)["groups"]
+    assert groups[("oec_batch_22", "oec_subj_101_course_10")] == ["oec_student_34"]
+    assert groups[("oec_batch_22", "oec_subj_102_course_10")] == ["oec_student_34"]
+    assert fm.call_counts["enrol_manual_unenrol_users"] == 0
+
+    result = push(fm, store, snapshot)
+    again = fm.find_course(idnumber="oec_subj_100_course_10")
+    assert again["id"] != lost
+    state = moodle_state(fm)
+    assert state["enrolments"] == EXPECTED_ENROLMENTS | {
+        ("oec_student_34", f"oec_subj_{s}_course_10", 5) for s in (100, 101, 102)
+    }
+    assert state["groups"][("oec_batch_20", "oec_subj_100_course_10")] == [
+        "oec_student_30",
+        "oec_student_31",
+    ]
+    assert state["groups"][("oec_batch_22", "oec_subj_100_course_10")] == [
+        "oec_student_34"
+    ]
+    fm.reset_calls()
+    push(fm, store, snapshot)
+    assert fm.write_call_count() == 0
+
+
+def test_a_changed_course_deleted_in_moodle_is_created_again_at_once(fm, store):
+    snapshot = institution()
+    push(fm, store, snapshot)
+    lost = fm.find_course(idnumber="oec_subj_104_course_12")["id"]
+    fm.delete_course_outside_connector(lost)
+    snapshot.subjects[104] = dataclasses.replace(
+        snapshot.subjects[104], name="World History"
+    )
+    result = push(fm, store, snapshot)
+    course = fm.find_course(idnumber="oec_subj_104_course_12")
+    assert course["id"] != lost and course["fullname"] == "World History (BA Arts)"
+    assert store.get("course", "oec_subj_104_course_12").moodle_id == course["id"]
+    subjects = result.phases["subjects"]
+    assert (subjects.created, subjects.failed) == (1, 0)
+    assert [x["key"] for x in result.lost] == ["oec_subj_104_course_12"]
+    # Its group and enrolments follow in the same push.
+    state = moodle_state(fm)
+    assert state["enrolments"] == EXPECTED_ENROLMENTS
+    assert state["groups"][("oec_batch_21", "oec_subj_104_course_12")] == [
+        "oec_student_33"
+    ]
+    fm.reset_calls()
+    push(fm, store, snapshot)
+    assert fm.write_call_count() == 0
+
+
+# --- issue 13, item 10: mass unenrolments are held ----------------------------
+
+
+def cohort(size):
+    """The institution and ``size`` more students in program 10 (3 courses)."""
+    snapshot = institution()
+    for i in range(size):
+        snapshot.students[100 + i] = Person(
+            100 + i, "student", f"S{i}", "Cohort", f"s{i}@uni.test"
+        )
+        snapshot.enrolments[200 + i] = Enrolment(200 + i, 100 + i, 10, 20, ())
+    return snapshot
+
+
+def enrolled(store):
+    """Enrolment mapping rows Moodle enrolled (blocked ones never were)."""
+    return sum(1 for m in store.of_kind("enrolment").values() if m.sync_hash)
+
+
+def withdrawn(snapshot, ids):
+    return dataclasses.replace(
+        snapshot,
+        enrolments={k: v for k, v in snapshot.enrolments.items() if k not in ids},
+    )
+
+
+def test_a_mass_unenrolment_is_held_until_confirmed(fm, store):
+    snapshot = cohort(20)  # 11 + 60 enrolments
+    push(fm, store, snapshot)
+    first = withdrawn(snapshot, set(range(200, 210)))  # 30 unenrolments
+    result = push(fm, store, first)
+
+    held = result.held_unenrolments
+    assert (held["count"], held["limit"], held["enrolments"]) == (30, 10, 71)
+    assert "confirms" in held["reason"]
+    assert len(held["keys"]) == 30
+    assert "oec_student_100@oec_subj_100_course_10" in held["keys"]
+    assert fm.call_counts["enrol_manual_unenrol_users"] == 0
+    assert result.phases["enrolments"].held == 30
+    assert len(records(result, "held")) == 30
+    assert enrolled(store) == 71
+    assert moodle_state(fm)["enrolments"] >= {
+        ("oec_student_100", "oec_subj_100_course_10", 5)
+    }
+    # The dry run lists them.
+    client = MoodleClient(BASE, "simtoken")
+    dry = PushSync(client, store, PushSettings(), dry_run=True, now=NOW).run(first)
+    assert set(records(dry, "held")) == set(held["keys"])
+    assert dry.held_unenrolments["count"] == 30
+
+    # A confirmation covers what it lists and nothing more: 30 more withdrawn
+    # since stay held.
+    second = withdrawn(first, set(range(210, 220)))
+    result = push(fm, store, second, unenrol_confirmed=frozenset(held["keys"]))
+    assert result.phases["enrolments"].unenrolled == 30
+    assert result.held_unenrolments["count"] == 30
+    assert not set(result.held_unenrolments["keys"]) & set(held["keys"])
+    assert enrolled(store) == 41
+    assert not any(
+        u == "oec_student_100" for u, _c, _r in moodle_state(fm)["enrolments"]
+    )
+    assert any(u == "oec_student_110" for u, _c, _r in moodle_state(fm)["enrolments"])
+    # Confirmed, they go.
+    keys = frozenset(result.held_unenrolments["keys"])
+    result = push(fm, store, second, unenrol_confirmed=keys)
+    assert result.held_unenrolments is None
+    assert result.phases["enrolments"].unenrolled == 30
+    assert enrolled(store) == 11
+    assert moodle_state(fm)["enrolments"] == EXPECTED_ENROLMENTS
+
+
+def test_unenrolments_below_the_limit_go_without_confirmation(fm, store):
+    snapshot = cohort(20)
+    push(fm, store, snapshot)
+    result = push(fm, store, withdrawn(snapshot, {200, 201, 202}))  # 9
+    assert result.held_unenrolments is None
+    assert result.phases["enrolments"].unenrolled == 9
+    # No limit at all when both bounds are off.
+    result = push(
+        fm,
+        store,
+        withdrawn(snapshot, set(range(200, 220))),
+        unenrol_limit_percent=0,
+        unenrol_limit_count=0,
+    )
+    assert result.held_unenrolments is None
+    assert result.phases["enrolments"].unenrolled == 51
+
+
+@pytest.mark.parametrize(
+    ("enrolments", "settings", "limit"),
+    [
+        (100_000, {}, 200),  # large: 5 % would be 5 000
+        (1_000, {}, 50),  # small: 200 would be a fifth
+        (100, {}, 10),  # tiny: never below the floor
+        (1_000, {"unenrol_limit_count": 0}, 50),
+        (100_000, {"unenrol_limit_percent": 0}, 200),
+        (1_000, {"unenrol_limit_count": 0, "unenrol_limit_percent": 0}, None),
+        (1_001, {"unenrol_limit_percent": 2.5}, 26),
+    ],
+)
+def test_the_unenrolment_limit(enrolments, settings, limit):
+    sync = PushSync(None, MemoryStore(), PushSettings(**settings), now=NOW)
+    assert sync._unenrol_limit(enrolments) == limit
+
+
+# --- issue 13, item 8: failed unenrolments follow the backoff -----------------
+
+
+def test_a_failed_unenrolment_follows_the_backoff(fm, store, monkeypatch):
+    snapshot = institution()
+    push(fm, store, snapshot)
+    course = fm.find_course(idnumber="oec_subj_104_course_12")["id"]
+    original = fm.ws_enrol_manual_unenrol_users
+    refusing = {"on": True}
+
+    def unenrol(enrolments):
+        if refusing["on"] and any(e["courseid"] == course for e in enrolments):
+            raise moodle_exception("wsnoinstance", "Manual enrolment is disabled")
+        return original(enrolments=enrolments)
+
+    monkeypatch.setattr(fm, "ws_enrol_manual_unenrol_users", unenrol)
+    del snapshot.enrolments[53]  # Dan leaves: two unenrolments
+    key = "oec_student_33@oec_subj_104_course_12"
+    client = MoodleClient(BASE, "simtoken")
+
+    def push_at(when):
+        fm.reset_calls()
+        return PushSync(client, store, PushSettings(), now=when).run(snapshot)
+
+    result = push_at(NOW)
+    assert result.phases["enrolments"].unenrolled == 1
+    assert result.phases["enrolments"].failed == 1
+    assert store.get("enrolment", "oec_student_33@oec_subj_100_course_12") is None
+    mapping = store.get("enrolment", key)
+    assert (mapping.state, mapping.retry_count) == ("error", 1)
+    assert mapping.next_retry == NOW + datetime.timedelta(minutes=5)
+    assert "wsnoinstance" in mapping.last_error
+    assert mapping.extra["failed_hash"] == "unenrol"
+    assert len(mapping.extra["attempts"]) == 1
+
+    # Not due yet: no call.
+    result = push_at(NOW + datetime.timedelta(minutes=4))
+    assert fm.call_counts["enrol_manual_unenrol_users"] == 0
+    assert records(result, "waiting") == {key: mapping.last_error}
+    # Due: tried again, and rescheduled further.
+    when = NOW + datetime.timedelta(minutes=6)
+    push_at(when)
+    assert fm.call_counts["enrol_manual_unenrol_users"] == 1
+    mapping = store.get("enrolment", key)
+    assert (mapping.state, mapping.retry_count) == ("error", 2)
+    assert mapping.next_retry == when + datetime.timedelta(minutes=30)
+    # The schedule spent (4 h, 24 h, then failed), it waits for a person.
+    for _ in range(3):
+        when = store.get("enrolment", key).next_retry
+        push_at(when)
+    mapping = store.get("enrolment", key)
+    assert (mapping.state, mapping.retry_count) == ("failed", 5)
+    push_at(when + datetime.timedelta(days=30))
+    assert fm.call_counts["enrol_manual_unenrol_users"] == 0
+    # Retried by a person (the mapping's Retry: state error, due now), it goes.
+    refusing["on"] = False
+    mapping.state, mapping.retry_count, mapping.next_retry = "error", 0, when
+    store.save([mapping])
+    push_at(when + datetime.timedelta(days=30))
+    assert store.get("enrolment", key) is None
+    assert fm.enrolled_roles(course, fm.find_user(idnumber="oec_student_33")["id"]) == (
+        set()
+    )
+
+
+def test_the_import_reports_a_lookup_moodle_refuses_as_a_gap(fm, store, monkeypatch):
+    from openeducat_moodle.sync.reconcile import Importer
+
+    push(fm, store, institution())
+    original = fm.ws_core_user_get_users_by_field
+
+    def refusing(field, values):
+        if "oec_student_31" in values:
+            raise invalid_parameter("The field 'idnumber' value is invalid")
+        return original(field=field, values=values)
+
+    monkeypatch.setattr(fm, "ws_core_user_get_users_by_field", refusing)
+    rebuilt = MemoryStore()
+    importer = Importer(MoodleClient(BASE, "simtoken"), rebuilt, PushSettings(), NOW)
+    importer.run(institution())
+    gaps = {g["key"]: g["reason"] for g in importer.gaps}
+    assert "invalidparameter" in gaps["oec_student_31"]
+    assert importer.matched["user"] == 3
+    assert rebuilt.get("user", "oec_student_30").state == "synced"
+
+
+def test_a_refused_course_lookup_fails_the_courses_and_nothing_else(
+    fm, store, monkeypatch
+):
+    original = fm.ws_core_course_get_courses_by_field
+
+    def refusing(field, value):
+        if field == "":
+            raise invalid_parameter("Invalid field name")
+        return original(field=field, value=value)
+
+    monkeypatch.setattr(fm, "ws_core_course_get_courses_by_field", refusing)
+    result = push(fm, store, institution())
+    assert result.phases["subjects"].failed == 7
+    course = store.get("course", "oec_subj_100_course_10")
+    assert course.state == "error" and "invalidparameter" in course.last_error
+    state = moodle_state(fm)
+    assert len(state["categories"]) == 7 and len(state["users"]) == 4
+    assert result.phases["enrolments"].blocked == 11 + 2  # and Cat's, as always
