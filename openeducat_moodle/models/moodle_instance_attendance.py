@@ -3,14 +3,11 @@ import logging
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from odoo.addons.queue_job.exception import RetryableJobError
-
-from ..moodle import MoodleAccessError
+from ..moodle import MoodleAccessError, MoodleError
 from ..services.attendance import SyncAttendance
+from ..sync import attendance as core
 
 _logger = logging.getLogger(__name__)
-
-ATTENDANCE_LOCK = 0x4D415454  # "MATT", with the instance id
 
 # Access failures that concern the whole site (the token, the service, the
 # endpoint) pause the instance; the others (a function or capability missing
@@ -36,8 +33,11 @@ class MoodleMapping(models.Model):
     _inherit = "moodle.mapping"
 
     moodle_model = fields.Selection(
-        selection_add=[("attendance", "Attendance session")],
-        ondelete={"attendance": "cascade"},
+        selection_add=[
+            ("attendance", "Attendance session"),
+            ("attendance_activity", "Attendance activity"),
+        ],
+        ondelete={"attendance": "cascade", "attendance_activity": "cascade"},
     )
 
 
@@ -63,13 +63,39 @@ class MoodleInstance(models.Model):
     )
 
     def _attendance_report(self, status, message):
-        self.sudo().write(
-            {
-                "attendance_status": status,
-                "attendance_message": message,
-                "attendance_last_sync": fields.Datetime.now(),
-            }
+        """Write the attendance report on the instance, in a transaction of
+        its own (the instance row is every job's bookkeeping row)."""
+        values = {
+            "attendance_status": status,
+            "attendance_message": message,
+            "attendance_last_sync": fields.Datetime.now(),
+        }
+        self._moodle_own_transaction(lambda instance: instance.write(values))
+
+    def action_test_connection(self):
+        """Test Connection, plus what attendance would miss: without
+        ``core_course_get_contents`` activities made in Moodle are not found,
+        and an activity whose creation reply was lost is made again."""
+        action = super().action_test_connection()
+        if not self.sync_attendance or self.health_state != "ok":
+            return action
+        try:
+            caps = self._get_client().capabilities()
+        except MoodleError:
+            return action  # reported by the test itself
+        if core.can_discover(caps) or not core.moodle_prerequisites(caps)[0]:
+            return action
+        note = _(
+            "Recommended for attendance: add %(function)s to the service. "
+            "Without it, attendance activities added in Moodle are not found, "
+            "and an activity whose creation reply was lost is made again.",
+            function=core.DISCOVERY_FUNCTION,
         )
+        self.health_message = f"{self.health_message or ''}\nRECOMMENDED  {note}"
+        params = action.get("params") or {}
+        if "message" in params:
+            params["message"] = f"{params['message']} {note}"
+        return action
 
     def action_sync_attendance_now(self):
         """Button (also callable over XML-RPC by a Moodle Manager): enqueue an
@@ -101,23 +127,16 @@ class MoodleInstance(models.Model):
         skipped with a status on the instance, and nothing else is affected:
         only a failure of the whole site (token, service, network) pauses or
         backs off the instance, as for every sync. One run per instance at a
-        time (advisory lock): two runs could create the same register, sheet
-        or Moodle session.
+        time (``_run`` takes the attendance lock; a second run is skipped):
+        two runs could create the same register, sheet or Moodle session.
+        Each course is synced in a savepoint: one that fails is rolled back
+        and reported, the others commit.
 
         :return: a one-line summary (also in the run log), kept on the job
-        :raise RetryableJobError: another attendance run holds the lock
         """
         self.ensure_one()
         if not self.active or not self.sync_attendance:
             return "attendance sync off: nothing done"
-        self.env.cr.execute(
-            "SELECT pg_try_advisory_xact_lock(%s, %s)", (ATTENDANCE_LOCK, self.id)
-        )
-        if not self.env.cr.fetchone()[0]:
-            raise RetryableJobError(
-                "Another attendance sync of this Moodle instance is running",
-                seconds=60,
-            )
         outcome = {}
 
         def work(client):
@@ -131,10 +150,7 @@ class MoodleInstance(models.Model):
                 return f"attendance failed: {err}", {"failed": 1}
             for error in result.errors[:20]:
                 _logger.warning("moodle attendance (instance %s): %s", self.id, error)
-            outcome.update(
-                status="skipped" if result.skipped else "ok",
-                conflicts=result.conflicts,
-            )
+            outcome["status"] = "skipped" if result.skipped else "ok"
             summary = result.summary()
             if result.errors:
                 summary += "\n" + "\n".join(result.errors[:50])
@@ -144,20 +160,13 @@ class MoodleInstance(models.Model):
                 "unchanged": result.unchanged,
                 "failed": result.failed,
                 "blocked": result.custom + result.unmapped_users + result.no_batch,
+                "conflicts": result.conflicts,
             }
 
-        summary, _error = self._run("attendance", work)
-        self._attendance_report(outcome.get("status", "error"), summary)
-        if outcome.get("conflicts"):
-            run = (
-                self.env["moodle.sync.run"]
-                .sudo()
-                .search(
-                    [("instance_id", "=", self.id), ("kind", "=", "attendance")],
-                    limit=1,
-                )
-            )
-            run.conflicts = outcome["conflicts"]
+        summary, error = self._run("attendance", work)
+        status = outcome.get("status") or ("error" if error else None)
+        if status:  # None: not run (another one holds the lock, or paused)
+            self._attendance_report(status, summary)
         return summary
 
     def _moodle_attendance_dry_run(self, client):

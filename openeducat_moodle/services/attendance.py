@@ -17,14 +17,34 @@ program):
   instead of creating a second one.
 * ``op.attendance.line``: one per student and sheet, updated in place, the
   four flags always written together.
+
+Moodle side: the attendance activity the connector creates in a course (push
+and both directions) is a ``moodle.mapping`` row of kind
+``attendance_activity`` (key: the course's idnumber), written in a short
+transaction of its own and committed the moment Moodle answers, so that it
+outlives the run's transaction: a run that fails or is rolled back after
+Moodle made the activity (a serialization failure, a worker killed, a course
+OpenEduCat refuses) leaves it on record, and the next run uses it instead of
+making a second one. Only a lost reply escapes this record; the service's
+``core_course_get_contents`` (recommended) then finds the activity in Moodle.
+Activities found in Moodle are listed on the course mapping
+(``attendance_ids``).
+
+Each course is synced inside a savepoint: a course OpenEduCat refuses (a
+``UserError``, ``ValidationError`` or constraint) or Moodle rejects is rolled
+back alone and reported; the others commit.
 """
 
 import calendar
 import collections
+import contextlib
 import logging
 import types
 
+import psycopg2
+
 from odoo import fields
+from odoo.exceptions import UserError, ValidationError
 
 from ..sync import attendance as core
 from ..sync import idnumbers
@@ -38,6 +58,7 @@ ATTENDANCE_MODELS = (
     "op.attendance.line",
 )
 KIND = "attendance"
+ACTIVITY_KIND = "attendance_activity"
 FLAG_FIELDS = tuple(core.ACRONYMS.values())
 
 
@@ -55,6 +76,9 @@ class OdooAttendanceSide(AttendanceSide):
     ``op.attendance.*`` and ``moodle.mapping``. Mappings are read once per
     run, one query per kind."""
 
+    # OpenEduCat's refusals: they roll back the course, not the run.
+    refusals = (UserError, ValidationError, psycopg2.IntegrityError)
+
     def __init__(self, env, instance, tz="UTC", dry_run=False):
         self.env = env
         self.instance = instance
@@ -68,6 +92,10 @@ class OdooAttendanceSide(AttendanceSide):
         self.with_students = set()  # course keys with a mapped student enrolled
         self.links = collections.defaultdict(dict)  # session -> {batch: mapping}
         self.linked_sheets = set()
+        self.activities = {}  # course key -> the connector's own activity
+        # Activity rows written in this transaction (the instance is not
+        # committed): written again when their course is rolled back.
+        self._unsaved = {}
         self._load()
 
     def _search(self, kind, domain=()):
@@ -102,11 +130,18 @@ class OdooAttendanceSide(AttendanceSide):
             extra = m.extra_data or {}
             self.links[extra.get("session")][extra.get("batch")] = m
             self.linked_sheets.add(m.res_id)
+        course_ids = {m.external_key: courseid for courseid, m in self.courses.items()}
+        for m in self._search(ACTIVITY_KIND):
+            # Only while the course is the one the activity was made in.
+            courseid = (m.extra_data or {}).get("course")
+            if m.moodle_id and course_ids.get(m.external_key) == courseid:
+                self.activities[m.external_key] = m.moodle_id
 
     # --------------------------------------------------------------- helpers
 
     def course_refs(self):
-        """The mapped courses, with the attendance ids their mapping keeps
+        """The mapped courses, with the attendance ids known in each: the
+        connector's own activity first, then the ids the course mapping keeps
         (and, should that list have been lost, the ids seen on the links)."""
         seen = collections.defaultdict(set)
         for links in self.links.values():
@@ -116,8 +151,10 @@ class OdooAttendanceSide(AttendanceSide):
                     seen[mapping.moodle_idnumber].add(int(extra["attendance"]))
         refs = []
         for courseid, mapping in sorted(self.courses.items()):
+            own = self.activities.get(mapping.external_key)
+            ids = [own] if own else []
             known = (mapping.extra_data or {}).get("attendance_ids") or []
-            ids = [int(i) for i in known]
+            ids += [int(i) for i in known if int(i) not in ids]
             ids += sorted(seen[mapping.external_key] - set(ids))
             refs.append(
                 CourseRef(
@@ -223,7 +260,111 @@ class OdooAttendanceSide(AttendanceSide):
     def _linked_sheet(self, mapping):
         return self.env["op.attendance.sheet"].browse(mapping.res_id).exists()
 
+    @contextlib.contextmanager
+    def _apart(self):
+        """A short transaction of its own, committed on leaving: what is
+        written there outlives this run's transaction, and what is read there
+        is what other transactions committed since this one began.
+
+        :return: a context manager yielding a superuser environment on the new
+            cursor, or ``None`` when the instance is not committed yet
+            (created in this very transaction: a test, a set-up script), when
+            nothing could outlive this transaction anyway
+        """
+        with self.env.registry.cursor() as cr:
+            # Never wait long on a row this (or another) transaction holds.
+            cr.execute("SET LOCAL lock_timeout = '10s'")
+            cr.execute(
+                "SELECT 1 FROM moodle_instance WHERE id = %s", [self.instance.id]
+            )
+            yield self.env(cr=cr, su=True) if cr.fetchone() else None
+
+    def _store_activity(self, env, values):
+        """Write the course's activity row in ``env``'s transaction: one row
+        per course, replaced when the course was made again in Moodle."""
+        rows = env["moodle.mapping"].sudo()
+        row = rows.search(
+            [
+                ("instance_id", "=", values["instance_id"]),
+                ("moodle_model", "=", ACTIVITY_KIND),
+                ("external_key", "=", values["external_key"]),
+            ],
+            limit=1,
+        )
+        if row:
+            row.write(values)
+        else:
+            rows.create(values)
+
+    def _activity_values(self, course, attendanceid):
+        subject, _program = self._subject_program(course)
+        return {
+            "instance_id": self.instance.id,
+            "moodle_model": ACTIVITY_KIND,
+            "external_key": course.key,
+            "moodle_idnumber": course.key,
+            "moodle_id": attendanceid,
+            "res_model": "op.subject",
+            "res_id": subject,
+            "state": "synced",
+            "last_sync_date": fields.Datetime.now(),
+            "extra_data": {"course": course.courseid},
+        }
+
     # ------------------------------------------------------------- interface
+
+    @contextlib.contextmanager
+    def course_scope(self, course):
+        """One course in a savepoint. When it fails, its writes are rolled
+        back, the links this side made for it are forgotten, and an activity
+        recorded in this transaction (see :meth:`record_attendance`) is
+        written again: Moodle keeps it."""
+        links = {session: dict(batches) for session, batches in self.links.items()}
+        sheets = set(self.linked_sheets)
+        done = False
+        try:
+            with self.env.cr.savepoint():
+                yield
+            done = True
+        finally:
+            if not done:
+                self.links = collections.defaultdict(dict, links)
+                self.linked_sheets = sheets
+                values = self._unsaved.get(course.key)
+                if values:
+                    self._store_activity(self.env, values)
+
+    def recorded_attendance(self, course):
+        """The activity recorded for the course by a run that committed
+        after this run began (read in a transaction of its own)."""
+        with self._apart() as env:
+            if env is None:
+                return None
+            row = env["moodle.mapping"].search(
+                [
+                    ("instance_id", "=", self.instance.id),
+                    ("moodle_model", "=", ACTIVITY_KIND),
+                    ("external_key", "=", course.key),
+                    ("state", "=", "synced"),
+                ],
+                limit=1,
+            )
+            if row and (row.extra_data or {}).get("course") == course.courseid:
+                return row.moodle_id
+        return None
+
+    def record_attendance(self, course, attendanceid):
+        """Record the activity the connector just created, committed at once
+        in a transaction of its own (in this one when the instance is not
+        committed yet)."""
+        values = self._activity_values(course, attendanceid)
+        self.activities[course.key] = attendanceid
+        with self._apart() as env:
+            if env is not None:
+                self._store_activity(env, values)
+                return
+        self._store_activity(self.env, values)
+        self._unsaved[course.key] = values
 
     def known_users(self):
         return set(self.students)
@@ -329,12 +470,9 @@ class OdooAttendanceSide(AttendanceSide):
         record = self.env["op.attendance.sheet"].browse(sheet.ref)
         self._new_link(course, session, record.batch_id.id, record)
 
-    def record_attendance(self, course, attendanceid):
-        self.record_attendances(course, [attendanceid])
-
     def record_attendances(self, course, attendanceids):
-        """Add activity ids to the course mapping's ``attendance_ids`` (kept
-        in order, without repeats), in one write."""
+        """Add activity ids found in Moodle to the course mapping's
+        ``attendance_ids`` (kept in order, without repeats), in one write."""
         mapping = self.courses[course.courseid]
         extra = dict(mapping.extra_data or {})
         ids = [int(i) for i in extra.get("attendance_ids") or []]

@@ -28,8 +28,27 @@ mapped course that has students are also listed in Moodle, one call per
 course, so that an activity a teacher adds by hand is found; its id is then
 recorded on the course mapping. Without that function, such an activity is
 not seen until its id is recorded on the course mapping by hand.
+
+What is created in Moodle, and when: nothing in the ``moodle`` (pull only)
+direction. In the others, a course where no activity is known gets one
+activity, after a look-up: the course's activities listed in Moodle when the
+service has ``core_course_get_contents``, then the activity the OpenEduCat
+side has on record for the course (see :meth:`AttendanceSide.
+recorded_attendance`). The side records a new activity the moment Moodle
+answers, beyond the run's own rollback (the Odoo side commits it in a
+transaction of its own), so a run that fails after Moodle made the activity
+does not make a second one. Only a reply lost on the way back (Moodle made the
+activity, the connector never learnt its id) needs the listing: without
+``core_course_get_contents`` the next run makes another one. Sessions are
+never duplicated: each carries its sheet's marker and is adopted.
+
+Each course is one unit of work (:meth:`AttendanceSide.course_scope`): when
+Moodle rejects one of its records or OpenEduCat refuses one of its writes,
+that course's OpenEduCat writes are undone and reported, and the other courses
+go on.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -58,6 +77,16 @@ SESSION_HOUR = 12  # local noon: the session stays on its date in every zone
 SESSION_DURATION = 3600
 DISCOVERY_FUNCTION = "core_course_get_contents"
 MODNAME = "attendance"
+# Said in the run's summary when the service lacks the listing (the second
+# part when the run may create activities).
+DISCOVERY_NOTE = (
+    f"{DISCOVERY_FUNCTION} is not in the service (recommended): attendance "
+    "activities added in Moodle are not found"
+)
+DISCOVERY_CREATE_NOTE = ", and an activity whose creation reply was lost is made again"
+# What a course that fails leaves done in Moodle: kept in the counts when its
+# OpenEduCat writes are undone.
+MOODLE_COUNTS = frozenset({"pushed", "sessions_created", "attendances_created"})
 
 
 def moodle_prerequisites(caps):
@@ -274,6 +303,7 @@ class AttendanceResult:
     failed: int = 0
     errors: list = dataclasses.field(default_factory=list)
     planned: list = dataclasses.field(default_factory=list)
+    note: str = ""
 
     def summary(self):
         if self.skipped:
@@ -292,7 +322,17 @@ class AttendanceResult:
             text += f", {self.no_session} sheets without a Moodle session"
         if self.attendances_found:
             text += f", {self.attendances_found} activities found in Moodle"
+        if self.note:
+            text += f"; {self.note}"
         return text
+
+    def counts(self):
+        """The counters, by name."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if isinstance(getattr(self, field.name), int)
+        }
 
 
 class AttendanceSide:
@@ -301,6 +341,29 @@ class AttendanceSide:
 
     A Moodle session is linked, per OpenEduCat batch, to one sheet.
     """
+
+    # OpenEduCat's refusals of a write (exception classes): they fail the
+    # course being synced, not the run. The Odoo side names its own.
+    refusals = ()
+
+    def course_scope(self, course):
+        """A context manager around one course's work. When the course fails
+        (an exception leaves it), the side undoes the course's writes, except
+        the record of an activity created in Moodle (see
+        :meth:`record_attendance`), and lets the exception go on.
+
+        :param CourseRef course: the course
+        """
+        return contextlib.nullcontext()
+
+    def recorded_attendance(self, course):
+        """The activity the connector created in a course, as recorded by a
+        run that may have finished after this one's view of OpenEduCat was
+        taken (asked just before creating one, when no activity is known).
+
+        :param CourseRef course: the course
+        :return: the attendance id, or ``None`` (this default: none kept)
+        """
 
     def known_users(self):  # pragma: no cover - interface
         """Moodle user ids that map to an OpenEduCat student."""
@@ -330,7 +393,11 @@ class AttendanceSide:
         raise NotImplementedError
 
     def record_attendance(self, course, attendanceid):  # pragma: no cover
-        """Remember the attendance activity the connector created in a course."""
+        """Remember the attendance activity the connector created in a course,
+        at once and for good: the record must outlive a failure of the course
+        or of the run that follows (Moodle keeps the activity whatever
+        happens to OpenEduCat's transaction), or the next run makes another.
+        """
         raise NotImplementedError
 
     def record_attendances(self, course, attendanceids):
@@ -380,20 +447,38 @@ class AttendanceSync:
         self._unmapped = set()
 
     def run(self, courses):
-        """Sync every course; a course Moodle rejects is counted and skipped.
+        """Sync every course, each in its own scope: a course Moodle rejects
+        or OpenEduCat refuses is undone on the OpenEduCat side, counted and
+        reported, and the others go on.
 
         :rtype: AttendanceResult
         :raise MoodleTransientError, MoodleAccessError: Moodle failed as a whole
         """
+        if not self.can_discover:
+            creates = self.can_create and self.direction != MOODLE
+            self.result.note = DISCOVERY_NOTE + (
+                DISCOVERY_CREATE_NOTE if creates else ""
+            )
+        refusals = (MoodleRecordError, *self.side.refusals)
         for course in courses:
             self.result.courses += 1
+            before = self.result.counts()
             try:
-                self._course(course)
-            except MoodleRecordError as err:
-                self.result.failed += 1
-                self.result.errors.append(f"course {course.key}: {err}")
+                with self.side.course_scope(course):
+                    self._course(course)
+            except refusals as err:
+                self._failed(course, err, before)
         self.result.unmapped_users = len(self._unmapped)
         return self.result
+
+    def _failed(self, course, err, before):
+        """A course failed: its OpenEduCat counts go back to what they were
+        before it (its writes were undone), what Moodle did stays counted."""
+        for name, value in before.items():
+            if name not in MOODLE_COUNTS and name not in ("courses", "failed"):
+                setattr(self.result, name, value)
+        self.result.failed += 1
+        self.result.errors.append(f"course {course.key}: {err}")
 
     def _discover(self, course, known):
         """The attendance activities of a course the connector did not know:
@@ -411,16 +496,11 @@ class AttendanceSync:
 
     def _course(self, course):
         ids = [int(i) for i in course.attendance_ids]
-        if self.can_discover and course.has_students:
+        listed = self.can_discover and course.has_students
+        if listed:
             ids += self._discover(course, ids)
-        if not ids and self.can_create:
-            if self.dry_run:
-                self.result.planned.append(("add_attendance", course.key))
-            else:
-                attid = self.client.add_attendance(course.courseid, ATTENDANCE_NAME)
-                self.side.record_attendance(course, attid)
-                self.result.attendances_created += 1
-                ids = [attid]
+        if not ids and self.direction != MOODLE and self.can_create:
+            ids = self._own_attendance(course, listed)
         sessions = []
         for attid in ids:
             sessions += self.client.get_attendance_sessions(attid)
@@ -429,6 +509,35 @@ class AttendanceSync:
         if self.direction != MOODLE:
             for sheet in self.side.unlinked_sheets(course):
                 self._new_session(course, ids, sheet, sessions)
+
+    def _own_attendance(self, course, listed):
+        """Find, or else create, the activity of a course where none is known
+        (push and both directions only).
+
+        Looked up first, so that an activity Moodle made for an earlier run
+        whose record was lost is used, not made twice: in Moodle's listing of
+        the course when the service has it (any attendance activity found is
+        used, the teacher's too), then in what the OpenEduCat side recorded.
+        A new activity is recorded the moment Moodle answers, before anything
+        else can fail.
+
+        :param bool listed: the course's activities were listed already
+        :return: ``[attendanceid]``, or ``[]`` in a dry run
+        """
+        if self.can_discover and not listed:
+            found = self._discover(course, [])
+            if found:
+                return found
+        recorded = self.side.recorded_attendance(course)
+        if recorded:
+            return [int(recorded)]
+        if self.dry_run:
+            self.result.planned.append(("add_attendance", course.key))
+            return []
+        attid = int(self.client.add_attendance(course.courseid, ATTENDANCE_NAME))
+        self.side.record_attendance(course, attid)
+        self.result.attendances_created += 1
+        return [attid]
 
     def _new_session(self, course, ids, sheet, sessions):
         """Give an OpenEduCat sheet its Moodle session, then push it. A session

@@ -3,12 +3,18 @@ import datetime
 import zoneinfo
 from unittest import mock
 
+from odoo import SUPERUSER_ID, api
+from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
 from odoo.addons.openeducat_moodle.services import attendance as service
+from odoo.addons.openeducat_moodle.sync import attendance as core
 from odoo.addons.queue_job.tests.common import trap_jobs
 
-from .common import InstitutionCase
+from tests.fake_moodle.errors import invalid_parameter
+from tests.fake_moodle.schema import FUNCTIONS as FAKE_KINDS
+
+from .common import BASE_URL, TOKEN, InstitutionCase
 
 FLAGS = ("present", "absent", "late", "excused")
 
@@ -61,17 +67,37 @@ class TestAttendance(InstitutionCase):
             ]
         )
 
+    def activity_rows(self, instance=None):
+        """The activities the connector made (one mapping row each)."""
+        instance = instance or self.instance
+        return instance.env["moodle.mapping"].search(
+            [
+                ("instance_id", "=", instance.id),
+                ("moodle_model", "=", "attendance_activity"),
+            ]
+        )
+
     def attendance_id(self):
-        """The attendance activity the connector made in the Algebra course."""
+        """Algebra's attendance activity: the connector's own, else the first
+        one found in Moodle."""
+        own = self.activity_rows().filtered(lambda m: m.external_key == self.course_key)
+        if own:
+            return own.moodle_id
         return self.course_mapping().extra_data["attendance_ids"][0]
 
     def first_run_with_a_session(self):
-        """First run creates one activity per mapped course; then a teacher
-        adds a session to Algebra's."""
+        """First run: pulling, it finds the activity a teacher made in
+        Algebra (and creates nothing); pushing, it creates one per mapped
+        course. Then a teacher adds a session to Algebra's."""
+        if self.instance.sync_attendance_from == "moodle":
+            self.fm.add_attendance(self.course["id"], "Attendance")
         self.instance._job_sync_attendance()
         attid = self.attendance_id()
         session = self.fm.add_attendance_session(attid, self.tx - 3600, 3600)
         return attid, session
+
+    def write_calls(self):
+        return [name for name, _p in self.fm.calls if FAKE_KINDS.get(name) == "write"]
 
     def lines(self):
         return self.env["op.attendance.line"].search(
@@ -129,11 +155,11 @@ class TestAttendance(InstitutionCase):
     def test_pull_fills_registers_sheets_and_lines(self):
         d = self.data
         attid, session = self.first_run_with_a_session()
-        # one activity per mapped course, recorded on the course mapping
-        self.assertEqual(
-            self.fm.call_counts["mod_attendance_add_attendance"], len(d["subjects"])
-        )
-        self.assertEqual(self.fm.attendances[attid]["courseid"], self.course["id"])
+        # the teacher's activity, found and recorded on the course mapping;
+        # nothing created in Moodle
+        self.assertEqual(self.course_mapping().extra_data["attendance_ids"], [attid])
+        self.assertEqual(self.write_calls(), [])
+        self.assertFalse(self.activity_rows())
         self.fm.set_attendance_status_by_acronym(session, self.ann_id, "A")
         self.fm.set_attendance_status_by_acronym(session, self.ben_id, "L")
         self.fm.reset_calls()
@@ -463,6 +489,7 @@ class TestAttendance(InstitutionCase):
         self.instance._job_sync_attendance()
         mapping = self.course_mapping()
         mapping.extra_data = {}  # e.g. overwritten by a concurrent push
+        self.fm.remove_function("core_course_get_contents")  # no listing either
         self.fm.reset_calls()
         summary = self.instance._job_sync_attendance()
         self.assertEqual(
@@ -522,10 +549,7 @@ class TestAttendance(InstitutionCase):
             ),
             1,
         )
-        self.assertEqual(
-            self.fm.call_counts["mod_attendance_add_attendance"],
-            len(d["subjects"]) - 1,
-        )
+        self.assertEqual(self.write_calls(), [])  # pulling creates nothing
 
         # Rerun: known now, recorded once, nothing changes.
         self.fm.reset_calls()
@@ -542,13 +566,19 @@ class TestAttendance(InstitutionCase):
         self.assertEqual(len(self.lines().attendance_id), 2)
 
     def test_teacher_activity_next_to_the_connectors_own(self):
+        self.instance.sync_attendance_from = "both"
         own, _session = self.first_run_with_a_session()
         attid, session = self.teacher_activity()
         self.instance._job_sync_attendance()
-        self.assertEqual(
-            self.course_mapping().extra_data["attendance_ids"], [own, attid]
-        )
+        self.assertEqual(self.course_mapping().extra_data["attendance_ids"], [attid])
+        self.assertEqual(self.attendance_id(), own)
         self.assertEqual(self.by_student(), {self.data["ann"]: A, self.ben: L})
+        self.assertEqual(
+            [a["courseid"] for a in self.fm.attendances.values()].count(
+                self.course["id"]
+            ),
+            2,
+        )
 
     def test_without_course_contents_a_teacher_activity_is_not_read(self):
         self.fm.remove_function("core_course_get_contents")
@@ -558,15 +588,13 @@ class TestAttendance(InstitutionCase):
 
         self.assertEqual(self.fm.call_counts["core_course_get_contents"], 0)
         self.assertFalse(self.lines())
-        # old behaviour: the connector makes and reads its own activity
-        known = self.course_mapping().extra_data["attendance_ids"]
-        self.assertEqual(len(known), 1)
-        self.assertNotIn(attid, known)
-        self.assertEqual(
-            self.fm.call_counts["mod_attendance_add_attendance"],
-            len(self.data["subjects"]),
-        )
+        # pulling, the connector makes no activity of its own either
+        self.assertFalse((self.course_mapping().extra_data or {}).get("attendance_ids"))
+        self.assertFalse(self.activity_rows())
+        self.assertEqual(self.write_calls(), [])
         self.assertNotIn("found in Moodle", summary)
+        self.assertIn(core.DISCOVERY_NOTE, summary)
+        self.assertIn(core.DISCOVERY_NOTE, self.instance.attendance_message)
 
     def test_dry_run_plans_the_teacher_activity_and_records_nothing(self):
         _attid, session = self.teacher_activity()
@@ -580,3 +608,323 @@ class TestAttendance(InstitutionCase):
         )
         self.assertFalse((self.course_mapping().extra_data or {}).get("attendance_ids"))
         self.assertFalse(self.lines())
+
+    # ------------------------------------------------ pulling creates nothing
+
+    def test_pull_only_creates_nothing_in_moodle(self):
+        """Pull only, on a site that could create: no activity in the courses
+        that have none, no session for OpenEduCat's sheet, no status written
+        back; with and without the listing."""
+        d = self.data
+        _attid, session = self.first_run_with_a_session()
+        self.fm.set_attendance_status_by_acronym(session, self.ann_id, "P")
+        # OpenEduCat has its own sheet on another day, and Ben's status
+        self.oec_sheet(
+            {self.ben: {"present": False, "absent": True}},
+            self.day - datetime.timedelta(1),
+        )
+        for listing in (True, False):
+            if not listing:
+                self.fm.remove_function("core_course_get_contents")
+            self.fm.reset_calls()
+            summary = self.instance._job_sync_attendance()
+            self.assertEqual(self.write_calls(), [])
+            self.assertEqual(self.fm.write_call_count(), 0)
+            self.assertIn("0 sessions and 0 activities created", summary)
+        self.assertFalse(self.activity_rows())
+        self.assertEqual(
+            [a["courseid"] for a in self.fm.attendances.values()], [self.course["id"]]
+        )
+        self.assertEqual(self.moodle_log(session), {self.ann_id: "P"})
+        self.assertEqual(self.by_student(), {d["ann"]: P, self.ben: A})
+
+    # ------------------------------------------------- one course at a time
+
+    def refuse_lines_of(self, subject):
+        """OpenEduCat refuses the attendance lines of ``subject`` (say a
+        constraint of a customisation)."""
+        lines = type(self.env["op.attendance.line"])
+        create = lines.create
+
+        def refuse(records, vals_list):
+            sheets = records.env["op.attendance.sheet"].browse(
+                [v["attendance_id"] for v in vals_list]
+            )
+            if subject in sheets.register_id.subject_id:
+                raise ValidationError("Attendance is locked for this subject")
+            return create(records, vals_list)
+
+        return mock.patch.object(lines, "create", refuse)
+
+    def test_a_course_openeducat_refuses_is_rolled_back_alone(self):
+        d = self.data
+        biology = d["subjects"][1]
+        bio_course = self.fm.find_course(
+            idnumber=f"oec_subj_{biology.id}_course_{d['program'].id}"
+        )
+        _attid, session = self.first_run_with_a_session()
+        bio_att = self.fm.add_attendance(bio_course["id"], "Attendance")
+        bio_session = self.fm.add_attendance_session(bio_att, self.tx - 3600, 3600)
+        self.fm.set_attendance_status_by_acronym(session, self.ann_id, "A")
+        self.fm.set_attendance_status_by_acronym(session, self.ben_id, "L")
+        self.fm.set_attendance_status_by_acronym(bio_session, self.ann_id, "E")
+        registers = self.env["op.attendance.register"].search_count([])
+
+        with self.refuse_lines_of(self.alg):
+            summary = self.instance._job_sync_attendance()
+
+        self.assertIn("Attendance is locked for this subject", summary)
+        self.assertIn(f"course {self.course_key}: ", summary)
+        self.assertIn("1 lines created", summary)  # Biology's only
+        self.assertIn("1 failed", summary)
+        self.assertFalse(self.lines())  # Algebra: rolled back, register too
+        self.assertEqual(
+            self.env["op.attendance.register"].search_count([]), registers + 1
+        )
+        bio_lines = self.env["op.attendance.line"].search(
+            [("register_id.subject_id", "=", biology.id)]
+        )
+        self.assertEqual(
+            {line.student_id: flags(line) for line in bio_lines}, {d["ann"]: E}
+        )
+        self.assertEqual(self.instance.attendance_status, "ok")
+        run = self.env["moodle.sync.run"].search(
+            [("instance_id", "=", self.instance.id), ("kind", "=", "attendance")],
+            limit=1,
+        )
+        self.assertEqual((run.state, run.failed), ("partial", 1))
+
+        # The refusal is lifted: Algebra comes in, Biology stays as it is.
+        summary = self.instance._job_sync_attendance()
+        self.assertIn("2 lines created", summary)
+        self.assertEqual(self.by_student(), {d["ann"]: A, self.ben: L})
+        self.assertEqual(len(bio_lines.exists()), 1)
+
+    def test_a_course_moodle_rejects_half_way_is_rolled_back_and_redone_once(self):
+        """Pushing two sheets of Algebra: Moodle makes the activity and the
+        first session, then rejects the second session. The course is rolled
+        back in OpenEduCat (no link to the first session is kept) but the
+        activity stays on record; the next run adopts the first session by
+        its marker: nothing is made twice in Moodle."""
+        d = self.data
+        self.instance.sync_attendance_from = "oec"
+        first = self.oec_sheet({d["ann"]: {"absent": True, "present": False}})
+        second = self.env["op.attendance.sheet"].create(
+            {
+                "register_id": first.register_id.id,
+                "attendance_date": self.day - datetime.timedelta(1),
+            }
+        )
+        self.env["op.attendance.line"].create(
+            {"attendance_id": second.id, "student_id": self.ben.id, "late": True}
+        )
+        add_session = self.fm.ws_mod_attendance_add_session
+
+        def reject_second(**kw):
+            if kw["description"] == f"oec_attendance_sheet_{second.id}":
+                raise invalid_parameter("Session time is not allowed")
+            return add_session(**kw)
+
+        self.fm.ws_mod_attendance_add_session = reject_second
+        summary = self.instance._job_sync_attendance()
+
+        self.assertIn(f"course {self.course_key}: ", summary)
+        attid = self.attendance_id()  # kept through the course's rollback
+        links = self.env["moodle.mapping"].search(
+            [
+                ("instance_id", "=", self.instance.id),
+                ("moodle_model", "=", "attendance"),
+            ]
+        )
+        self.assertFalse(links.filtered(lambda m: m.moodle_idnumber == self.course_key))
+        made = {
+            s["description"]: s["id"]
+            for s in self.fm.attendance_sessions.values()
+            if s["attendanceid"] == attid
+        }
+        self.assertEqual(list(made), [f"oec_attendance_sheet_{first.id}"])
+
+        self.fm.ws_mod_attendance_add_session = add_session
+        self.fm.reset_calls()
+        summary = self.instance._job_sync_attendance()
+
+        self.assertIn("0 failed", summary)
+        self.assertNotIn(f"course {self.course_key}: ", summary)
+        self.assertEqual(self.fm.call_counts["mod_attendance_add_attendance"], 0)
+        self.assertEqual(self.fm.call_counts["mod_attendance_add_session"], 1)
+        self.assertEqual(
+            [a["courseid"] for a in self.fm.attendances.values()].count(
+                self.course["id"]
+            ),
+            1,
+        )
+        sessions = {
+            s["description"]: s["id"]
+            for s in self.fm.attendance_sessions.values()
+            if s["attendanceid"] == attid
+        }
+        self.assertEqual(
+            self.moodle_log(sessions[f"oec_attendance_sheet_{first.id}"]),
+            {self.ann_id: "A"},
+        )
+        self.assertEqual(
+            self.moodle_log(sessions[f"oec_attendance_sheet_{second.id}"]),
+            {self.ben_id: "L"},
+        )
+
+    # ------------------------------------------------- look up before create
+
+    def test_lookup_lists_a_course_before_creating_its_activity(self):
+        """An earlier push made Chemistry's activity (no student there), then
+        its record was lost: the listing finds it before anything is made."""
+        d = self.data
+        chemistry = self.fm.find_course(
+            idnumber=f"oec_subj_{d['subjects'][2].id}_course_{d['program'].id}"
+        )
+        earlier = self.fm.add_attendance(chemistry["id"], "Attendance")
+        self.instance.sync_attendance_from = "oec"
+        self.instance._job_sync_attendance()
+        self.assertEqual(
+            [a["courseid"] for a in self.fm.attendances.values()].count(
+                chemistry["id"]
+            ),
+            1,
+        )
+        self.assertIn(chemistry["id"], self.contents_courses())
+        chem_mapping = self.env["moodle.mapping"].search(
+            [
+                ("instance_id", "=", self.instance.id),
+                ("moodle_model", "=", "course"),
+                ("moodle_id", "=", chemistry["id"]),
+            ]
+        )
+        self.assertEqual(chem_mapping.extra_data["attendance_ids"], [earlier])
+
+    def test_a_course_made_again_in_moodle_gets_a_new_activity(self):
+        """Algebra's Moodle course was deleted and the push made it again: the
+        activity on record is in the old course; a new one is made in the new
+        course and replaces it on record."""
+        self.instance.sync_attendance_from = "oec"
+        self.instance._job_sync_attendance()
+        old = self.attendance_id()
+        renewed = self.fm.add_course("Algebra again", "ALG_AGAIN")
+        mapping = self.course_mapping()
+        mapping.moodle_id = renewed
+        self.fm.reset_calls()
+
+        summary = self.instance._job_sync_attendance()
+
+        self.assertIn("0 failed", summary)
+        self.assertEqual(self.fm.call_counts["mod_attendance_add_attendance"], 1)
+        row = self.activity_rows().filtered(lambda m: m.external_key == self.course_key)
+        self.assertEqual(len(row), 1)
+        self.assertNotEqual(row.moodle_id, old)
+        self.assertEqual(self.fm.attendances[row.moodle_id]["courseid"], renewed)
+        self.assertEqual(row.extra_data, {"course": renewed})
+
+    def committed_instance(self):
+        """An instance, and Algebra's course mapping, committed for real (and
+        removed after the test): what a job sees in production."""
+        with self.registry.cursor() as cr:
+            env = api.Environment(
+                cr,
+                SUPERUSER_ID,
+                {"tracking_disable": True, "connector_no_export": True},
+            )
+            instance = env["moodle.instance"].create(
+                {
+                    "name": "Committed Moodle",
+                    "base_url": BASE_URL,
+                    "token": TOKEN,
+                    "sync_attendance_from": "oec",
+                }
+            )
+            env["moodle.mapping"].create(
+                {
+                    "instance_id": instance.id,
+                    "moodle_model": "course",
+                    "external_key": self.course_key,
+                    "moodle_idnumber": self.course_key,
+                    "moodle_id": self.course["id"],
+                    "res_model": "op.subject",
+                    "res_id": self.alg.id,
+                    "state": "synced",
+                }
+            )
+            instance_id = instance.id
+        self.addCleanup(self.drop_committed, instance_id)
+        return instance_id
+
+    def drop_committed(self, instance_id):
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["queue.job"].search(
+                [("identity_key", "=like", f"moodle:{instance_id}:%")]
+            ).unlink()
+            env["moodle.instance"].browse(instance_id).unlink()
+
+    def run_job_apart(self, instance_id, commit=True):
+        """Run the attendance job as queue_job does: in a transaction of its
+        own, committed, or rolled back at the end (a serialization failure
+        at commit, a worker killed before it)."""
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            summary = env["moodle.instance"].browse(instance_id)._job_sync_attendance()
+            if not commit:
+                cr.rollback()
+            return summary
+
+    def test_an_activity_made_before_a_rollback_is_not_made_again(self):
+        """Without the listing: Moodle made Algebra's activity, then the job's
+        transaction was rolled back. The activity was recorded apart, at once:
+        the next run reads it instead of making a second one."""
+        self.fm.remove_function("core_course_get_contents")
+        instance_id = self.committed_instance()
+
+        self.run_job_apart(instance_id, commit=False)
+
+        self.assertEqual(self.fm.call_counts["mod_attendance_add_attendance"], 1)
+        (attid,) = [
+            a["id"]
+            for a in self.fm.attendances.values()
+            if a["courseid"] == self.course["id"]
+        ]
+        self.fm.reset_calls()
+
+        self.run_job_apart(instance_id)
+
+        self.assertEqual(self.fm.call_counts["mod_attendance_add_attendance"], 0)
+        self.assertEqual(
+            [
+                int(p["attendanceid"])
+                for name, p in self.fm.calls
+                if name == "mod_attendance_get_sessions"
+            ],
+            [attid],
+        )
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            row = self.activity_rows(env["moodle.instance"].browse(instance_id))
+            self.assertEqual(
+                (row.moodle_id, row.external_key, row.extra_data),
+                (attid, self.course_key, {"course": self.course["id"]}),
+            )
+
+    # ---------------------------------------------------- Test Connection
+
+    def test_test_connection_recommends_the_listing(self):
+        self.fm.remove_function("core_course_get_contents")
+        action = self.instance.action_test_connection()
+        self.assertEqual(self.instance.health_state, "ok")
+        self.assertIn("RECOMMENDED", self.instance.health_message)
+        self.assertIn("core_course_get_contents", self.instance.health_message)
+        self.assertIn("core_course_get_contents", action["params"]["message"])
+
+        self.fm.add_function("core_course_get_contents")
+        self.instance.action_test_connection()
+        self.assertNotIn("RECOMMENDED", self.instance.health_message)
+
+        self.fm.remove_function("core_course_get_contents")
+        self.instance.sync_attendance = False
+        self.instance.action_test_connection()
+        self.assertNotIn("RECOMMENDED", self.instance.health_message)

@@ -1,6 +1,8 @@
 """The attendance sync core against the Moodle simulator: what Moodle and an
 in-memory OpenEduCat end up holding, in each direction."""
 
+import contextlib
+import copy
 import datetime
 
 import pytest
@@ -15,15 +17,27 @@ from openeducat_moodle.sync.attendance import (
     SheetRef,
 )
 from tests.fake_moodle import FakeMoodle
+from tests.fake_moodle.schema import FUNCTIONS as FAKE_KINDS
 
 BASE = "https://moodle.test"
 T0 = 1_790_000_000  # 2026-09-21
 DAY = datetime.date(2026, 9, 21)
 
 
+class Refused(Exception):
+    """OpenEduCat refuses a write (the Odoo side's UserError and the like)."""
+
+
 class MemorySide(AttendanceSide):
     """OpenEduCat in memory: sheets keyed by Moodle session (or by their own
-    ref while unlinked), lines ``{userid: (acronym, time)}``."""
+    ref while unlinked), lines ``{userid: (acronym, time)}``.
+
+    A course that fails is undone like a savepoint: lines, baselines and
+    sheets go back to what they were; the activities recorded
+    (``attendance``, ``recorded``) are kept, as the Odoo side commits them
+    apart. ``refuse`` names course ids whose writes OpenEduCat refuses."""
+
+    refusals = (Refused,)
 
     def __init__(self, known, clock=lambda: T0):
         self.known = set(known)
@@ -32,8 +46,24 @@ class MemorySide(AttendanceSide):
         self.baselines = {}  # sessionid -> {userid: acronym}
         self.unlinked = {}  # ref -> SheetRef
         self.attendance = {}  # courseid -> [attendanceid]
+        self.recorded = {}  # courseid -> the activity the connector created
         self.no_batch = set()
+        self.refuse = set()
         self.writes = 0
+        self.scopes = []
+
+    @contextlib.contextmanager
+    def course_scope(self, course):
+        self.scopes.append(course.courseid)
+        kept = copy.deepcopy((self.lines, self.baselines, self.unlinked, self.writes))
+        try:
+            yield
+        except BaseException:
+            self.lines, self.baselines, self.unlinked, self.writes = kept
+            raise
+
+    def recorded_attendance(self, course):
+        return self.recorded.get(course.courseid)
 
     def known_users(self):
         return self.known
@@ -46,6 +76,9 @@ class MemorySide(AttendanceSide):
 
     def apply(self, course, session, pulled, agreed):
         lines = self.lines.setdefault(session["id"], {})
+        if pulled and course.courseid in self.refuse:
+            lines.update({u: ("?", 0) for u in pulled})  # half done, then refused
+            raise Refused("OpenEduCat refuses the line")
         created = updated = skipped = 0
         for userid, acronym in pulled.items():
             if userid in self.no_batch:
@@ -70,6 +103,10 @@ class MemorySide(AttendanceSide):
 
     def record_attendance(self, course, attendanceid):
         self.attendance.setdefault(course.courseid, []).append(attendanceid)
+        self.recorded[course.courseid] = attendanceid
+
+    def record_attendances(self, course, attendanceids):
+        self.attendance.setdefault(course.courseid, []).extend(attendanceids)
 
     def set(self, sessionid, userid, acronym, when):
         self.lines.setdefault(sessionid, {})[userid] = (acronym, when)
@@ -568,16 +605,219 @@ def test_no_discovery_without_the_function_or_without_students(fm, teacher_site)
     assert teacher_site["teacher_session"] not in side.lines
     assert side.attendance == {} and result.attendances_found == 0
     assert fm.call_counts["mod_attendance_get_sessions"] == 1
+    assert att.DISCOVERY_NOTE in result.summary()
+    assert att.DISCOVERY_CREATE_NOTE not in result.summary()  # a pull makes none
 
-    # The function is there, but no student of the course is mapped.
+    # The function is there, but no student of the course is mapped: not
+    # listed, and a pull creates nothing.
     fm.add_function("core_course_get_contents")
     lonely = CourseRef(course.courseid, course.key, [], has_students=False)
     result = discover_run(fm, side, lonely)
     assert fm.call_counts["core_course_get_contents"] == 0
-    # old behaviour: the connector makes its own activity
-    assert fm.call_counts["mod_attendance_add_attendance"] == 1
-    assert result.attendances_created == 1 and result.attendances_found == 0
+    assert fm.write_call_count() == 0
+    assert result.attendances_created == 0 and result.attendances_found == 0
     assert s0 not in side.lines.get(teacher_site["teacher_session"], {})
+    assert att.DISCOVERY_NOTE not in result.summary()
+
+
+# --------------------------------------------------------- pull creates nothing
+
+
+def write_calls(fm):
+    """The write functions Moodle received, by name."""
+    return [name for name, _p in fm.calls if FAKE_KINDS.get(name) == "write"]
+
+
+@pytest.mark.parametrize("listing", [True, False])
+def test_pull_only_creates_nothing_in_moodle(fm, site, listing):
+    """Pull only: no activity in a course that has none, no session for an
+    OpenEduCat sheet, no status written back, with or without the listing."""
+    s0, s1 = site["users"][:2]
+    if not listing:
+        fm.remove_function("core_course_get_contents")
+    bare = fm.add_course("Biology", "BIO_PRG", idnumber="oec_subj_2_course_2")
+    fm.enrol(bare, s0)
+    fm.set_attendance_status_by_acronym(site["session"], s0, "P")
+    side = MemorySide(site["known"])
+    side.set(site["session"], s1, "A", T0 + 60)  # only OpenEduCat has it
+    side.unlinked[7] = SheetRef(7, DAY, {s0: ("L", T0)})
+    caps = client(fm).capabilities()
+    fm.reset_calls()
+    sync = AttendanceSync(
+        client(fm),
+        side,
+        "moodle",
+        takenby=caps.site.userid,
+        can_create=att.can_create(caps),
+        can_discover=att.can_discover(caps),
+    )
+    assert sync.can_create  # the site could create: the direction forbids it
+
+    result = sync.run([site["course"], CourseRef(bare, "oec_subj_2_course_2")])
+
+    assert write_calls(fm) == [] and fm.write_call_count() == 0
+    assert (result.attendances_created, result.sessions_created) == (0, 0)
+    assert result.pushed == 0 and result.no_session == 0
+    assert side.recorded == {} and 7 in side.unlinked
+    assert side.lines[site["session"]][s0][0] == "P"  # the pull itself happened
+    assert side.lines[site["session"]][s1][0] == "A"
+
+
+def test_dry_run_of_a_pull_plans_no_activity(fm, site):
+    bare = fm.add_course("Biology", "BIO_PRG", idnumber="oec_subj_2_course_2")
+    side = MemorySide(site["known"])
+    result = run(
+        fm, side, CourseRef(bare, "oec_subj_2_course_2"), "moodle", dry_run=True
+    )
+    assert not [p for p in result.planned if p[0] == "add_attendance"]
+    result = run(fm, side, CourseRef(bare, "oec_subj_2_course_2"), "oec", dry_run=True)
+    assert ("add_attendance", "oec_subj_2_course_2") in result.planned
+    assert fm.write_call_count() == 0
+
+
+# ----------------------------------------------- look up before creating
+
+
+def test_lookup_lists_a_course_without_students_before_creating(fm, site):
+    """An earlier run made the course's activity, then lost its record (its
+    transaction rolled back, or Moodle's reply never came back): the listing
+    finds it, even in a course with no mapped student; nothing is made twice."""
+    course = CourseRef(site["course"].courseid, site["course"].key, [])
+    course.has_students = False
+    side = MemorySide(site["known"])
+    side.unlinked[3] = SheetRef(3, DAY, {site["users"][0]: ("A", T0)})
+
+    result = discover_run(fm, side, course, "oec")
+
+    assert fm.call_counts["core_course_get_contents"] == 1
+    assert fm.call_counts["mod_attendance_add_attendance"] == 0
+    assert side.attendance == {course.courseid: [site["attid"]]}
+    assert result.attendances_found == 1 and result.attendances_created == 0
+    (session,) = [
+        s
+        for s in fm.attendance_sessions.values()
+        if s["description"] == "oec_attendance_sheet_3"
+    ]
+    assert session["attendanceid"] == site["attid"]
+
+
+def test_a_lost_reply_is_found_by_the_listing(fm, site):
+    """Moodle made the activity, the reply was lost on the way: the run fails
+    (transient), the next one finds the activity in Moodle's listing."""
+    from openeducat_moodle.moodle import MoodleTransientError
+
+    bare = fm.add_course("Biology", "BIO_PRG", idnumber="oec_subj_2_course_2")
+    course = CourseRef(bare, "oec_subj_2_course_2", [], has_students=False)
+    side = MemorySide(site["known"])
+    fm.inject("lost_reply", function="mod_attendance_add_attendance")
+    with pytest.raises(MoodleTransientError):
+        discover_run(fm, side, course, "oec")
+    (made,) = [a for a in fm.attendances.values() if a["courseid"] == bare]
+    assert side.recorded == {}
+
+    result = discover_run(fm, side, course, "oec")
+
+    assert fm.call_counts["mod_attendance_add_attendance"] == 0
+    assert side.attendance == {bare: [made["id"]]}
+    assert result.attendances_found == 1
+
+
+def test_the_activity_recorded_by_a_failed_run_is_used_not_made_again(fm, site):
+    """Without the listing: Moodle made the activity, then the run failed and
+    OpenEduCat's transaction rolled back (the course's known ids are lost);
+    the side recorded the activity apart, so the next run uses it."""
+    from openeducat_moodle.moodle import MoodleTransientError
+
+    fm.remove_function("core_course_get_contents")
+    bare = fm.add_course("Biology", "BIO_PRG", idnumber="oec_subj_2_course_2")
+    s0 = site["users"][0]
+    fm.enrol(bare, s0)
+    side = MemorySide(site["known"])
+    side.unlinked[4] = SheetRef(4, DAY, {s0: ("E", T0)})
+    fm.inject("http503", function="mod_attendance_get_sessions")
+
+    with pytest.raises(MoodleTransientError):
+        discover_run(fm, side, CourseRef(bare, "oec_subj_2_course_2"), "oec")
+
+    assert fm.call_counts["mod_attendance_add_attendance"] == 1
+    (made,) = [a["id"] for a in fm.attendances.values() if a["courseid"] == bare]
+    assert side.recorded == {bare: made}  # recorded before the failure
+    assert 4 in side.unlinked  # the course's other work was undone
+
+    # The next run's view of the course has no activity id.
+    result = discover_run(fm, side, CourseRef(bare, "oec_subj_2_course_2"), "oec")
+
+    assert fm.call_counts["mod_attendance_add_attendance"] == 0
+    assert [a["courseid"] for a in fm.attendances.values()].count(bare) == 1
+    (session,) = [
+        s for s in fm.attendance_sessions.values() if s["attendanceid"] == made
+    ]
+    assert moodle_log(fm, session["id"]) == {s0: "E"}
+    assert result.attendances_created == 0 and result.sessions_created == 1
+    assert att.DISCOVERY_NOTE + att.DISCOVERY_CREATE_NOTE in result.summary()
+
+
+# ---------------------------------------------------------- one course fails
+
+
+def two_courses(fm, site):
+    """The site's course, and Biology with its own activity and session; both
+    have a status taken in Moodle for the first student."""
+    s0 = site["users"][0]
+    bio = fm.add_course("Biology", "BIO_PRG", idnumber="oec_subj_2_course_2")
+    fm.enrol(bio, s0)
+    bio_att = fm.add_attendance(bio, "Attendance")
+    bio_session = fm.add_attendance_session(bio_att, T0, 3600)
+    fm.set_attendance_status_by_acronym(site["session"], s0, "A")
+    fm.set_attendance_status_by_acronym(bio_session, s0, "L")
+    fm.reset_calls()
+    return CourseRef(bio, "oec_subj_2_course_2", [bio_att]), bio_session
+
+
+def test_a_course_openeducat_refuses_is_undone_alone(fm, site):
+    s0 = site["users"][0]
+    bio, bio_session = two_courses(fm, site)
+    side = MemorySide(site["known"])
+    side.refuse = {site["course"].courseid}
+    moodle = client(fm)
+
+    result = AttendanceSync(moodle, side, "moodle").run([site["course"], bio])
+
+    assert side.scopes == [site["course"].courseid, bio.courseid]
+    assert site["session"] not in side.lines  # the half-done writes are undone
+    assert side.lines[bio_session] == {s0: ("L", T0)}
+    assert (result.courses, result.failed, result.created) == (2, 1, 1)
+    assert result.sessions == 1 and result.unchanged == 0
+    assert result.errors == [
+        f"course {site['course'].key}: OpenEduCat refuses the line"
+    ]
+    assert "1 failed" in result.summary()
+
+
+def test_a_course_moodle_rejects_is_undone_but_what_moodle_did_is_counted(fm, site):
+    """Push: a status is written to Moodle, then Moodle rejects the new
+    session of a sheet: the course's OpenEduCat writes (the agreed baseline)
+    are undone; the status written stays counted."""
+    s0, s1 = site["users"][:2]
+    fm.set_attendance_status_by_acronym(site["session"], s0, "A")
+    side = MemorySide(site["known"])
+    side.set(site["session"], s1, "P", T0)
+    side.unlinked[9] = SheetRef(9, DAY, {s0: ("P", T0)})
+
+    def reject(**_kw):
+        from tests.fake_moodle.errors import invalid_parameter
+
+        raise invalid_parameter("Invalid session time")
+
+    fm.ws_mod_attendance_add_session = reject
+    result = run(fm, side, site["course"], "oec")
+
+    assert moodle_log(fm, site["session"]) == {s0: "A", s1: "P"}
+    assert site["session"] not in side.baselines  # undone with the course
+    assert 9 in side.unlinked
+    assert (result.pushed, result.failed, result.unchanged) == (1, 1, 0)
+    assert result.errors[0].startswith(f"course {site['course'].key}: ")
+    assert "mod_attendance_add_session [invalidparameter]" in result.errors[0]
 
 
 def test_discovery_reads_only_the_course_s_attendance(fm, teacher_site):
