@@ -115,6 +115,25 @@ class MoodleInstance(models.Model):
         help="Role id of 'editingteacher' on this Moodle site.",
     )
 
+    # === MASS UNENROLMENT GUARD === #
+    unenrol_limit_percent = fields.Float(
+        string="Hold Unenrolments Above (%)",
+        default=5.0,
+        help="A push that would unenrol more than this share of the instance's "
+        "enrolments, or more than the count below (the lower of the two, at "
+        "least 10), holds them all until a Moodle Manager confirms. 0 turns this "
+        "bound off.",
+    )
+    unenrol_limit_count = fields.Integer(
+        string="Hold Unenrolments Above (count)",
+        default=200,
+        help="0 turns this bound off; both 0: unenrolments are never held.",
+    )
+    unenrol_held_keys = fields.Json(readonly=True, copy=False)
+    unenrol_held_count = fields.Integer(readonly=True, copy=False)
+    unenrol_held_reason = fields.Text(readonly=True, copy=False)
+    unenrol_confirmed_keys = fields.Json(readonly=True, copy=False)
+
     # === GRADES (pulled; Moodle wins) === #
     pull_gradebook = fields.Boolean(string="Pull Gradebook Grades", default=True)
     pull_assignments = fields.Boolean(string="Pull Assignment Grades", default=True)
@@ -494,6 +513,14 @@ class MoodleInstance(models.Model):
             )
             if seeds:
                 self._moodle_retire_out_of_scope(seeds)
+            held = result.held_unenrolments
+            if held:
+                summary += "\n" + held["reason"]
+            if result.lost:
+                summary += "\n" + "\n".join(
+                    f"{lost['key']}: {lost['reason']}" for lost in result.lost[:50]
+                )
+            self._moodle_note_unenrolments(held, full=not seeds and not phases)
             return summary, counts
 
         summary, error = self._run("push", work)
@@ -541,6 +568,73 @@ class MoodleInstance(models.Model):
                 }
             )
         return stale
+
+    def _moodle_note_unenrolments(self, held, full):
+        """Keep what the push held back, and tell the Moodle Managers once.
+
+        A confirmation releases the keys it lists, once: a full push that
+        held nothing has used it (or no longer needs it) and it is cleared.
+        """
+        keys = sorted(held["keys"]) if held else []
+
+        def note(instance):
+            if keys == (instance.unenrol_held_keys or []):
+                if not keys and full and instance.unenrol_confirmed_keys:
+                    instance.unenrol_confirmed_keys = False
+                return False
+            if not keys and not full:
+                # A partial push sees only its own records: it neither holds
+                # nor releases what a full push held.
+                return False
+            instance.write(
+                {
+                    "unenrol_held_keys": keys or False,
+                    "unenrol_held_count": len(keys),
+                    "unenrol_held_reason": held["reason"] if held else False,
+                    "unenrol_confirmed_keys": False
+                    if not keys
+                    else instance.unenrol_confirmed_keys,
+                }
+            )
+            return bool(keys)
+
+        if self._moodle_own_transaction(note):
+            self._moodle_notify_managers(
+                _("Moodle unenrolments held on %s", self.name),
+                _(
+                    "%(reason)s Check them in the Sync Wizard's dry run, then "
+                    "press Release Held Unenrolments on the instance.",
+                    reason=held["reason"],
+                ),
+            )
+
+    def action_release_unenrolments(self):
+        """Button: confirm the held unenrolments (those listed now, no others)
+        and push them."""
+        self.ensure_one()
+        self._check_moodle_manager()
+        if not self.unenrol_held_keys:
+            raise UserError(_("No unenrolment is held on this instance."))
+        count = len(self.unenrol_held_keys)
+        self.write(
+            {
+                "unenrol_confirmed_keys": sorted(
+                    set(self.unenrol_confirmed_keys or ()) | set(self.unenrol_held_keys)
+                ),
+                "unenrol_held_keys": False,
+                "unenrol_held_count": 0,
+                "unenrol_held_reason": False,
+            }
+        )
+        self.activity_ids.filtered(
+            lambda a: a.summary == _("Moodle unenrolments held on %s", self.name)
+        ).action_feedback(_("Released by %s", self.env.user.name))
+        self._enqueue_push()
+        return self._notify(
+            _("Unenrolments released"),
+            _("%s unenrolments go with the push now enqueued.", count),
+            "info",
+        )
 
     def action_push_now(self):
         """Button: enqueue a full push of this instance.

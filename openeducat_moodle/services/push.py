@@ -22,7 +22,9 @@ from ..sync.store import Mapping, Store
 _logger = logging.getLogger(__name__)
 
 # The keys of extra_data the push core owns (and may remove).
-PUSH_EXTRA_KEYS = frozenset({"failed_hash", "attempts", "groupid", "note", "enrolled"})
+PUSH_EXTRA_KEYS = frozenset(
+    {"failed_hash", "attempts", "groupid", "note", "enrolled", "shortened"}
+)
 
 _COLUMNS = (
     "res_model, res_id, moodle_id, moodle_idnumber, sync_hash, state, retry_count, "
@@ -451,6 +453,9 @@ class SyncPush:
             auth=instance._moodle_auth(),
             department_ids=frozenset(instance.department_ids.ids),
             phases=tuple(phases),
+            unenrol_limit_percent=instance.unenrol_limit_percent,
+            unenrol_limit_count=instance.unenrol_limit_count,
+            unenrol_confirmed=frozenset(instance.unenrol_confirmed_keys or ()),
         )
 
     def run(self, phases=None, seeds=None, engine=PushSync, department_ids=None):

@@ -15,6 +15,9 @@ ACTIONS = [
     ("unenrol", "To unenrol"),
     ("blocked", "Blocked"),
     ("waiting", "Waiting for retry"),
+    ("held", "Unenrolment held (confirm on the instance)"),
+    ("shortened", "Shortened to fit Moodle"),
+    ("failed", "Failed"),
 ]
 
 
@@ -167,6 +170,8 @@ class MoodleSyncWizard(models.TransientModel):
                 f"{tally['update']} to update, {counts.unchanged} unchanged, "
                 f"{tally['unenrol']} to unenrol, {tally['blocked']} blocked, "
                 f"{tally['waiting']} waiting for retry"
+                + (f", {tally['held']} unenrolments held" if tally["held"] else "")
+                + (f", {tally['shortened']} shortened" if tally["shortened"] else "")
             )
             lines += [
                 {

@@ -38,9 +38,10 @@ class MoodleCase(TransactionCase):
     def setUp(self):
         super().setUp()
         self.fm = FakeMoodle(token=TOKEN)
-        rsps = self.enterContext(
-            responses.RequestsMock(assert_all_requests_are_fired=False)
-        )
+        # Not enterContext: Odoo 17 also runs on Python 3.10, which lacks it.
+        mock = responses.RequestsMock(assert_all_requests_are_fired=False)
+        rsps = mock.__enter__()
+        self.addCleanup(mock.__exit__, None, None, None)
         self.fm.install(rsps, base_url=BASE_URL)
 
     @contextlib.contextmanager

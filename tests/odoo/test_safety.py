@@ -23,6 +23,7 @@ from odoo.addons.queue_job.tests.common import trap_jobs
 from .common import BASE_URL, TOKEN, InstitutionCase, MoodleCase
 
 T0 = datetime.datetime(2026, 10, 5, 9, 0, 0)
+PUSH_CORE = "odoo.addons.openeducat_moodle.sync.push"
 
 
 def stored_job(instance, method, *args, eta=None, max_retries=None):
@@ -409,3 +410,64 @@ class TestConcurrency(MoodleCase):
         summary = second._job_push()
         cr_second.commit()
         self.assertIn("departments: 1 created", summary)
+
+
+@tagged("post_install", "-at_install")
+class TestMassUnenrolmentGuard(InstitutionCase):
+    suffix = "U"
+
+    def enrolled(self):
+        """(course idnumber, user idnumber) pairs Moodle holds for our people."""
+        users = {u["id"]: u.get("idnumber") for u in self.fm.users.values()}
+        courses = {c["id"]: c.get("idnumber") for c in self.fm.courses.values()}
+        return {
+            (courses[e["courseid"]], users[e["userid"]])
+            for e in self.fm.enrolments.values()
+            if (users.get(e["userid"]) or "").startswith("oec_")
+        }
+
+    def test_a_mass_unenrolment_waits_for_a_managers_confirmation(self):
+        self.instance._job_push()
+        before = self.enrolled()
+        self.assertEqual(len(before), 3)  # Ann in two subjects, Eve in one
+        self.instance.write({"unenrol_limit_percent": 0, "unenrol_limit_count": 1})
+        # The registrar narrows the departments served: everyone would go.
+        self.instance.department_ids = self.env["op.department"].create(
+            {"name": "Elsewhere U", "code": "EU"}
+        )
+        manager = self.env.ref("openeducat_moodle.group_moodle_manager").users[:1]
+        with patch(f"{PUSH_CORE}.UNENROL_LIMIT_FLOOR", 0):
+            summary = self.instance._job_push()
+        self.assertEqual(self.enrolled(), before)
+        self.assertIn("held", summary)
+        self.assertEqual(self.instance.unenrol_held_count, 3)
+        self.assertIn("3", self.instance.unenrol_held_reason)
+        activity = self.instance.activity_ids.filtered(
+            lambda a: a.user_id == manager and "unenrolments held" in a.summary
+        )
+        self.assertEqual(len(activity), 1)
+        # The next hourly push holds the same ones: no second activity.
+        with patch(f"{PUSH_CORE}.UNENROL_LIMIT_FLOOR", 0):
+            self.instance._job_push()
+        self.assertEqual(len(self.instance.activity_ids), len(activity))
+        # The dry run lists them.
+        wizard = (
+            self.env["moodle.sync.wizard"]
+            .with_context(active_model="moodle.instance", active_ids=self.instance.ids)
+            .create({"direction": "push"})
+        )
+        with patch(f"{PUSH_CORE}.UNENROL_LIMIT_FLOOR", 0):
+            wizard.action_dry_run()
+            Job.load(self.env, wizard.job_uuid).perform()
+        held = wizard.line_ids.filtered(lambda line: line.action == "held")
+        self.assertEqual(len(held), 3)
+        self.assertIn("3 unenrolments held", wizard.summary)
+        # Confirmed: they go, with the push the button enqueues.
+        with trap_jobs() as trap, patch(f"{PUSH_CORE}.UNENROL_LIMIT_FLOOR", 0):
+            self.instance.action_release_unenrolments()
+            trap.assert_jobs_count(1, only=self.instance._job_push)
+            trap.perform_enqueued_jobs()
+        self.assertEqual(self.enrolled(), set())
+        self.assertFalse(self.instance.unenrol_held_count)
+        self.assertFalse(self.instance.unenrol_confirmed_keys)
+        self.assertFalse(activity.exists())  # marked done
