@@ -2,7 +2,7 @@
     "name": "OpenEduCat Moodle Connector",
     "summary": "Push OpenEduCat's structure and people to Moodle; pull grades, "
     "completion and attendance back",
-    "version": "17.0.1.1.0",
+    "version": "17.0.1.2.0",
     "category": "Education",
     "license": "LGPL-3",
     "author": "openeducat_moodle contributors",

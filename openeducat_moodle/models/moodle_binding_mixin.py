@@ -82,6 +82,7 @@ class MoodleBindingMixin(models.AbstractModel):
     def action_moodle_mappings(self):
         """Open this record's Moodle mappings."""
         self.ensure_one()
+        self.env["moodle.instance"]._check_moodle_manager()
         return {
             "type": "ir.actions.act_window",
             "name": _("Moodle"),

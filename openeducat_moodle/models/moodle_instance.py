@@ -2,9 +2,11 @@ import datetime
 import hashlib
 import json
 import logging
+import urllib.parse
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tools import sql
 
 from ..const import CHANNEL, PROBE_LEAD
 from ..moodle import MoodleClient, MoodleError, MoodleTransientError
@@ -14,6 +16,14 @@ from ..services.push import SyncPush
 from ..sync.reconcile import DriftCheck
 
 _logger = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = frozenset({"localhost", "::1", "127.0.0.1"})
+
+
+def _host(url):
+    """The host (and port) a URL sends requests to, for comparisons."""
+    return urllib.parse.urlsplit((url or "").strip()).netloc.lower()
+
 
 AUTH_METHODS = [
     ("manual", "Moodle accounts (Moodle generates and mails a password)"),
@@ -45,13 +55,26 @@ class MoodleInstance(models.Model):
         help="Moodle's wwwroot, exactly as Moodle knows it, e.g. "
         "https://lms.example.edu (another host name gets a redirect).",
     )
-    # The token is only readable by Moodle Managers, never copied; the client is
-    # built in _get_client(), the one place it is read.
+    # The token is write-only, for everyone: it is kept in a column no field
+    # maps (moodle_token), read only by _get_client() to build the client.
     token = fields.Char(
         string="Web Service Token",
+        compute="_compute_token",
+        inverse="_inverse_token",
+        search="_search_token",
         groups="openeducat_moodle.group_moodle_manager",
         copy=False,
         exportable=False,
+        help="Write-only: type a token to set or replace it; it is never shown "
+        "again. Changing the base URL's host clears it.",
+    )
+    token_set = fields.Boolean(string="Token Set", compute="_compute_token")
+    allow_insecure_http = fields.Boolean(
+        string="Allow http:// (token sent unencrypted)",
+        tracking=True,
+        help="Only for a Moodle reached over a private network you trust: over "
+        "http:// the token crosses the network in clear. Loopback addresses "
+        "(localhost, 127.0.0.1, ::1) need no switch.",
     )
     connect_timeout = fields.Integer(default=10, help="Seconds.")
     read_timeout = fields.Integer(default=120, help="Seconds.")
@@ -242,6 +265,7 @@ class MoodleInstance(models.Model):
     def action_open_mappings(self):
         """Smart button: the instance's mappings, filtered as the button says."""
         self.ensure_one()
+        self._check_moodle_manager()
         kind = self.env.context.get("moodle_kind")
         state = self.env.context.get("moodle_state")
         domain = [("instance_id", "=", self.id)]
@@ -261,13 +285,14 @@ class MoodleInstance(models.Model):
 
     def action_open_runs(self):
         self.ensure_one()
+        self._check_moodle_manager()
         action = self.env["ir.actions.act_window"]._for_xml_id(
             "openeducat_moodle.action_moodle_sync_run"
         )
         action.update(domain=[("instance_id", "=", self.id)])
         return action
 
-    @api.constrains("base_url")
+    @api.constrains("base_url", "allow_insecure_http")
     def _check_base_url(self):
         for instance in self:
             url = (instance.base_url or "").strip()
@@ -279,6 +304,95 @@ class MoodleInstance(models.Model):
                 raise ValidationError(
                     _("Give Moodle's base URL (wwwroot), not the web-service endpoint.")
                 )
+            host = (urllib.parse.urlsplit(url).hostname or "").lower()
+            if (
+                url.startswith("http://")
+                and host not in LOOPBACK_HOSTS
+                and not host.startswith("127.")
+                and not instance.allow_insecure_http
+            ):
+                raise ValidationError(
+                    _(
+                        "%(url)s would send the web-service token unencrypted. Use "
+                        "https://, or tick 'Allow http://' for a Moodle reached over a "
+                        "private network you trust.",
+                        url=url,
+                    )
+                )
+
+    # === THE TOKEN (write-only) === #
+
+    def init(self):
+        cr = self.env.cr
+        cr.execute(
+            "ALTER TABLE moodle_instance ADD COLUMN IF NOT EXISTS moodle_token varchar"
+        )
+        # Versions before 17.0.1.2.0 kept it in a column the ORM could read.
+        if sql.column_exists(cr, self._table, "token"):
+            cr.execute(
+                "UPDATE moodle_instance SET moodle_token = token "
+                "WHERE moodle_token IS NULL AND token IS NOT NULL"
+            )
+            cr.execute("ALTER TABLE moodle_instance DROP COLUMN token")
+
+    def _compute_token(self):
+        stored = [i for i in self.ids if isinstance(i, int)]
+        found = set()
+        if stored:
+            self.env.cr.execute(
+                "SELECT id FROM moodle_instance WHERE id = ANY(%s) "
+                "AND COALESCE(moodle_token, '') != ''",
+                [stored],
+            )
+            found = {row[0] for row in self.env.cr.fetchall()}
+        for instance in self:
+            instance.token = False
+            instance.token_set = instance.id in found
+
+    def _search_token(self, operator, value):
+        # A search on it would tell whether a guess is right.
+        raise UserError(_("The web-service token cannot be searched."))
+
+    def _inverse_token(self):
+        for instance in self:
+            if instance.token:
+                instance._moodle_store_token(instance.token.strip())
+        # Never echoed back, not even to the user who typed it.
+        self.invalidate_recordset(["token", "token_set"])
+
+    def _moodle_store_token(self, token):
+        self.ensure_one()
+        self.env.cr.execute(
+            "UPDATE moodle_instance SET moodle_token = %s WHERE id = %s",
+            [token or None, self.id],
+        )
+
+    def _moodle_read_token(self):
+        self.ensure_one()
+        self.env.cr.execute(
+            "SELECT moodle_token FROM moodle_instance WHERE id = %s", [self.id]
+        )
+        row = self.env.cr.fetchone()
+        return row and row[0]
+
+    def write(self, vals):
+        moved = self.browse()
+        if "base_url" in vals and not vals.get("token"):
+            host = _host(vals["base_url"])
+            moved = self.filtered(lambda i: _host(i.base_url) != host)
+        result = super().write(vals)
+        for instance in moved:
+            # The token belongs to the old host: never send it to the new one.
+            instance._moodle_store_token(None)
+            instance.message_post(
+                body=_(
+                    "The base URL now names another host: the web-service token "
+                    "was cleared. Paste the token of the new site."
+                )
+            )
+        if moved:
+            moved.invalidate_recordset(["token", "token_set"])
+        return result
 
     @api.constrains("auth_method", "auth_plugin")
     def _check_auth_plugin(self):
@@ -288,6 +402,7 @@ class MoodleInstance(models.Model):
 
     def export_data(self, fields_to_export):
         """The token never leaves Odoo, not even in an export."""
+        self._check_moodle_manager()
         if any(f.split("/")[0] == "token" for f in fields_to_export):
             raise UserError(_("The web-service token cannot be exported."))
         return super().export_data(fields_to_export)
@@ -297,14 +412,14 @@ class MoodleInstance(models.Model):
     def _get_client(self):
         """Build the Moodle client for this instance.
 
-        The token field is restricted to Moodle Managers; jobs and crons run as
-        other users, so it is read here, and only here, with sudo().
+        The token is write-only: no field returns it. It is read here, and
+        only here, from its column, whoever runs the job.
 
         :rtype: MoodleClient
         :raise UserError: when the instance has no token
         """
         self.ensure_one()
-        token = self.sudo().token
+        token = self._moodle_read_token()
         if not token:
             raise UserError(_("Instance %s has no web-service token.", self.name))
         return MoodleClient(
@@ -626,7 +741,8 @@ class MoodleInstance(models.Model):
                 "unenrol_held_reason": False,
             }
         )
-        self.activity_ids.filtered(
+        # Every Moodle Manager's to-do about them is done.
+        self.sudo().activity_ids.filtered(
             lambda a: a.summary == _("Moodle unenrolments held on %s", self.name)
         ).action_feedback(_("Released by %s", self.env.user.name))
         self._enqueue_push()
@@ -683,6 +799,7 @@ class MoodleInstance(models.Model):
     def action_retry_failed(self):
         """Button: retry every failed record of this instance now."""
         self.ensure_one()
+        self._check_moodle_manager()
         failed = self.env["moodle.mapping"].search(
             [("instance_id", "=", self.id), ("state", "in", ("error", "failed"))]
         )

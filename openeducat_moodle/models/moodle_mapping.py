@@ -132,6 +132,7 @@ class MoodleMapping(models.Model):
     def action_open_record(self):
         """Open the OpenEduCat record this row maps."""
         self.ensure_one()
+        self.env["moodle.instance"]._check_moodle_manager()
         return {
             "type": "ir.actions.act_window",
             "res_model": self.res_model,

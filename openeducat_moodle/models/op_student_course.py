@@ -1,4 +1,4 @@
-from odoo import fields, models
+from odoo import _, fields, models
 
 
 class OpStudentCourse(models.Model):
@@ -7,13 +7,29 @@ class OpStudentCourse(models.Model):
     _moodle_create_phases = ("users", "enrolments")
     _moodle_write_phases = [
         (
-            frozenset({"student_id", "course_id", "batch_id", "subject_ids", "active"}),
+            frozenset(
+                {
+                    "student_id",
+                    "course_id",
+                    "batch_id",
+                    "subject_ids",
+                    "moodle_withdrawn",
+                }
+            ),
             ("users", "enrolments"),
         ),
     ]
 
-    # Archiving an enrolment withdraws the student from its Moodle courses.
-    active = fields.Boolean(default=True)
+    # A withdrawn enrolment stays visible in OpenEduCat (its own screens show
+    # what they showed before the addon) and keeps OpenEduCat's one enrolment
+    # per student and batch: re-enrolling is un-withdrawing it.
+    moodle_withdrawn = fields.Boolean(
+        string="Withdrawn from Moodle",
+        tracking=True,
+        copy=False,
+        help="The student is unenrolled from this program's Moodle courses. "
+        "Untick to enrol them again.",
+    )
 
     def unlink(self):
         # Enqueued before the rows go: the job unenrols what they mapped.
@@ -22,4 +38,19 @@ class OpStudentCourse(models.Model):
 
     def action_moodle_unenrol(self):
         """Withdraw the student from this program's Moodle courses."""
-        self.write({"active": False})
+        self.env["moodle.instance"]._check_moodle_manager()
+        self.write({"moodle_withdrawn": True})
+
+    def action_moodle_reenrol(self):
+        """Enrol a withdrawn student in this program's Moodle courses again."""
+        self.env["moodle.instance"]._check_moodle_manager()
+        self.write({"moodle_withdrawn": False})
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": _("Enrolled again"),
+                "message": _("The next push enrols the student in Moodle again."),
+                "type": "info",
+            },
+        }

@@ -40,6 +40,13 @@ DEFAULT_MAX_FIELDS = 2000
 BASE_FIELDS = 3
 WELCOME_MESSAGE_FAILED = "Message was not sent."
 _FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+# HTTP answers that say "later" (timeout, too early, rate limit), those that
+# say "too large" (the request is split), and the real refusals, which pause
+# the instance until a person acts. 5xx are transient; 3xx, 403 with an empty
+# body and 404 have their own explanations below.
+TRANSIENT_STATUSES = frozenset({408, 425, 429})
+TOO_LARGE_STATUSES = frozenset({413, 414, 431})
+ACCESS_STATUSES = frozenset({401, 403, 405, 407})
 
 OK = "ok"
 FAILED = "failed"
@@ -260,12 +267,22 @@ class MoodleClient:
 
     def _parse(self, response, name):
         status = response.status_code
-        if status == 429:
+        if status in TRANSIENT_STATUSES:
             raise MoodleTransientError(
-                "Moodle is rate limiting the connector (HTTP 429)",
-                errorcode="http429",
+                "Moodle is rate limiting the connector (HTTP 429)"
+                if status == 429
+                else f"Moodle (or a proxy before it) answered HTTP {status}",
+                errorcode=f"http{status}",
                 wsfunction=name,
                 retry_after=_retry_after(response.headers.get("Retry-After")),
+            )
+        if status in TOO_LARGE_STATUSES:
+            # The request is too large for the server or a proxy: a batch is
+            # split (as for a record Moodle rejects) until it fits.
+            raise MoodleRecordError(
+                f"The request is too large for the server (HTTP {status})",
+                errorcode=f"http{status}",
+                wsfunction=name,
             )
         if status >= 500:
             raise MoodleTransientError(
@@ -294,9 +311,18 @@ class MoodleClient:
                 errorcode="endpointnotfound",
                 wsfunction=name,
             )
-        if status >= 400:
+        if status in ACCESS_STATUSES:
             raise MoodleAccessError(
-                f"Moodle answered HTTP {status}",
+                f"Moodle refused the connector (HTTP {status}): check the token, "
+                "the base URL and any proxy's authentication",
+                errorcode=f"http{status}",
+                wsfunction=name,
+            )
+        if status >= 400:
+            # Not an answer about access: pausing the instance until a person
+            # acts would be wrong; it backs off and tries again.
+            raise MoodleTransientError(
+                f"Moodle (or a proxy before it) answered HTTP {status}",
                 errorcode=f"http{status}",
                 wsfunction=name,
             )

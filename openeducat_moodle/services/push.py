@@ -339,7 +339,7 @@ class OdooReader:
         for row in self._read(
             "op.student.course",
             enrol_domain,
-            ["student_id", "course_id", "batch_id", "subject_ids", "active"],
+            ["student_id", "course_id", "batch_id", "subject_ids", "moodle_withdrawn"],
         ):
             if not row["student_id"]:
                 continue
@@ -349,7 +349,7 @@ class OdooReader:
                 _m2o(row["course_id"]),
                 _m2o(row["batch_id"]),
                 tuple(row["subject_ids"]),
-                row["active"],
+                not row["moodle_withdrawn"],
             )
         return snap, scope
 

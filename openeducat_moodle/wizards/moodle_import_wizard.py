@@ -69,6 +69,7 @@ class MoodleImportWizard(models.TransientModel):
         return reopen(self)
 
     def action_refresh(self):
+        self.env["moodle.instance"]._check_moodle_manager()
         return reopen(self)
 
     def _job_import(self):

@@ -280,6 +280,7 @@ class MoodleSyncWizard(models.TransientModel):
             wizard.progress = "\n".join(lines)
 
     def action_refresh(self):
+        self.env["moodle.instance"]._check_moodle_manager()
         return reopen(self)
 
 

@@ -1,8 +1,10 @@
 import datetime
 
 from freezegun import freeze_time
+from psycopg2 import IntegrityError
 
 from odoo.tests import tagged
+from odoo.tools import mute_logger
 
 from odoo.addons.queue_job.tests.common import trap_jobs
 
@@ -200,11 +202,16 @@ class TestPushJobs(InstitutionCase):
         firsts = [creates.index(f) for f in order]
         self.assertEqual(firsts, sorted(firsts))
 
-    def test_withdrawal_by_archive_unenrols(self):
+    def test_withdrawal_unenrols_and_reenrolment_works(self):
         d = self.data
         self.instance._job_push()
         ann_enrol = d["enrolments"][0]
         ann_enrol.with_context(connector_no_export=True).action_moodle_unenrol()
+        # Still on OpenEduCat's own screens (no archive, no hidden row).
+        self.assertIn(
+            ann_enrol,
+            self.env["op.student.course"].search([("student_id", "=", d["ann"].id)]),
+        )
         self.instance._job_push(["enrolments"], {"op.student.course": [ann_enrol.id]})
         ann = self.fm.find_user(idnumber=f"oec_student_{d['ann'].id}")
         for subject in d["subjects"]:
@@ -217,6 +224,23 @@ class TestPushJobs(InstitutionCase):
                 [("res_model", "=", "op.student.course"), ("res_id", "=", ann_enrol.id)]
             )
         )
+        # Enrolled again in the same batch: OpenEduCat's one enrolment per
+        # student and batch holds, and Moodle enrols her again.
+        refused = self.assertRaises(IntegrityError)
+        with refused, mute_logger("odoo.sql_db"), self.env.cr.savepoint():
+            self.env["op.student.course"].with_context(connector_no_export=True).create(
+                {
+                    "student_id": d["ann"].id,
+                    "course_id": d["program"].id,
+                    "batch_id": d["batch"].id,
+                }
+            )
+        ann_enrol.with_context(connector_no_export=True).action_moodle_reenrol()
+        self.instance._job_push(["enrolments"], {"op.student.course": [ann_enrol.id]})
+        algebra = self.fm.find_course(
+            idnumber=f"oec_subj_{d['subjects'][0].id}_course_{d['program'].id}"
+        )
+        self.assertEqual(self.fm.enrolled_roles(algebra["id"], ann["id"]), {5})
 
     def test_renamed_subject_updates_the_moodle_course(self):
         d = self.data

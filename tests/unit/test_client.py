@@ -722,3 +722,55 @@ def test_a_database_write_error_of_a_single_record_is_that_records(rsps, client)
     assert [o.status for o in result.outcomes] == ["failed"]
     assert result.outcomes[0].error.errorcode == "dmlwriteexception"
     assert len(rsps.calls) == 1
+
+
+@pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504, 418, 400])
+def test_proxy_answers_that_mean_later_are_transient(rsps, client, status):
+    """408 (proxy timeout), 425, 429, 5xx, and any 4xx that is not about access
+    back the instance off: they must not pause it until a person acts."""
+    rsps.post(URL, status=status, body="<html>proxy</html>")
+    with pytest.raises(MoodleTransientError) as caught:
+        client.call("core_webservice_get_site_info")
+    assert caught.value.errorcode == f"http{status}"
+
+
+@pytest.mark.parametrize("status", [401, 403, 405, 407])
+def test_only_real_refusals_are_access_errors(rsps, client, status):
+    rsps.post(URL, status=status, body="denied")
+    with pytest.raises(MoodleAccessError):
+        client.call("core_webservice_get_site_info")
+
+
+def test_413_splits_a_batch_until_it_fits(rsps, client):
+    """A proxy refuses bodies over a size: the batch is halved until each part
+    fits; a single record too large fails alone, the others go through."""
+    limit = 600
+
+    def answer(request):
+        body = request.body
+        if len(body) > limit:
+            return 413, {}, "<html>Request Entity Too Large</html>"
+        users = [v for k, v in sent(request) if k.endswith("[username]")]
+        return (
+            200,
+            {},
+            json.dumps([{"id": i, "username": u} for i, u in enumerate(users)]),
+        )
+
+    rsps.add_callback(responses.POST, URL, callback=answer)
+    users = [
+        {
+            "username": f"u{i}",
+            "firstname": "F",
+            "lastname": "L",
+            "email": f"u{i}@x.org",
+            "auth": "manual",
+            "createpassword": 1,
+        }
+        for i in range(3)
+    ]
+    users[1]["lastname"] = "L" * 700  # too large even alone
+    result = MoodleClient(BASE, TOKEN, batch_size=10).create_users(users)
+    assert result.aborted is None
+    assert [o.status for o in result.outcomes] == ["ok", "failed", "ok"]
+    assert result.outcomes[1].error.errorcode == "http413"
