@@ -68,7 +68,7 @@ class MoodleInstance(models.Model):
         help="Write-only: type a token to set or replace it; it is never shown "
         "again. Changing the base URL's host clears it.",
     )
-    token_set = fields.Boolean(string="Token Set", compute="_compute_token")
+    token_set = fields.Boolean(compute="_compute_token")
     allow_insecure_http = fields.Boolean(
         string="Allow http:// (token sent unencrypted)",
         tracking=True,
@@ -880,7 +880,7 @@ class MoodleInstance(models.Model):
                 "created": result.created,
                 "updated": result.updated,
                 "unchanged": result.unchanged,
-                "failed": result.failed_courses,
+                "failed": result.failed_courses + result.completion.get("error", 0),
                 "blocked": result.unmapped_students,
             }
             return summary, counts

@@ -489,6 +489,9 @@ class SyncAttendance:
     """
 
     def __init__(self, instance, client, dry_run=False):
+        # The connector's rights, not the rights of whoever enqueued the job:
+        # a Moodle Manager needs no attendance rights for registers and
+        # sheets to be written (the push reads OpenEduCat the same way).
         # Nothing the sync writes in OpenEduCat may be pushed back by a hook.
         self.env = instance.env(
             context=dict(
@@ -497,7 +500,8 @@ class SyncAttendance:
                 tracking_disable=True,
                 mail_create_nolog=True,
                 mail_notrack=True,
-            )
+            ),
+            su=True,
         )
         self.instance = instance.with_env(self.env)
         self.client = client

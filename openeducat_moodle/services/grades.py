@@ -13,7 +13,13 @@ from odoo.exceptions import UserError, ValidationError
 
 from ..moodle import MoodleAccessError, MoodleRecordError, MoodleTransientError
 from ..sync import idnumbers
-from ..sync.grades import convert, grade_hash
+from ..sync.grades import (
+    convert,
+    exam_code,
+    grade_hash,
+    legacy_grade_hash,
+    settings_digest,
+)
 from ..sync.pull import GradeFetcher
 from ..sync.store import Mapping
 from .push import OdooStore
@@ -35,7 +41,16 @@ _UPSERT_COMPLETION_SQL = (
 
 @dataclasses.dataclass
 class PullResult:
-    """Counts of one pull run."""
+    """Counts of one pull run.
+
+    ``failed_courses`` counts the courses with any grade that could not be
+    written (the whole course rolled back, or single grades refused);
+    ``reconverted`` the stored grades, unchanged in Moodle, converted again
+    because the conversion settings changed (``reconverted_legacy``: stored
+    before 17.0.1.2.0, whose settings nobody recorded). ``errors`` are the
+    lines the run log shows under the counts: the problems, and the note of
+    a re-conversion first.
+    """
 
     courses: int = 0
     created: int = 0
@@ -43,6 +58,8 @@ class PullResult:
     unchanged: int = 0
     unmapped_students: int = 0
     failed_courses: int = 0
+    reconverted: int = 0
+    reconverted_legacy: int = 0
     completion: dict = dataclasses.field(default_factory=collections.Counter)
     errors: list = dataclasses.field(default_factory=list)
     planned: list = dataclasses.field(default_factory=list)
@@ -109,16 +126,22 @@ class ExamWriter:
         return self._sessions[key]
 
     def exam(self, session, subject, row, converted):
+        """The exam of one grade item and batch (found by its code, which
+        carries the item's source, or created), its total and pass marks
+        brought in line with ``converted``.
+
+        :raise MoodleRecordError: the code does not fit OpenEduCat's exam
+            codes, or no exam slot is left (the course fails, not the run)
+        """
         key = (session.id, row.item_key)
         exam = self._exams.get(key)
         if exam is None:
-            code = ".".join(
-                (
-                    "M" + idnumbers.base36(self.instance.id),
-                    idnumbers.base36(row.item_key),
-                    idnumbers.base36(session.batch_id.id),
+            try:
+                code = exam_code(
+                    self.instance.id, row.source, row.item_id, session.batch_id.id
                 )
-            )
+            except ValueError as err:
+                raise MoodleRecordError(str(err), errorcode="examcode") from err
             exam = self._existing_exam(code)
             if not exam:
                 start, end = self._free_slot(session, subject)
@@ -144,6 +167,10 @@ class ExamWriter:
             exam.write(
                 {"total_marks": converted.total, "min_marks": converted.min_marks}
             )
+            # OpenEduCat computes a result's pass or fail from its marks
+            # alone: the results already there follow the new pass mark.
+            results = self.env["op.result.line"].search([("exam_id", "=", exam.id)])
+            self.env.add_to_compute(results._fields["status"], results)
         if exam.name != row.item_name[:256]:
             exam.name = row.item_name[:256]
         self.touched_exams |= exam
@@ -313,11 +340,15 @@ class SyncGrades:
     """
 
     def __init__(self, instance, client, dry_run=False):
-        # Nothing a pull writes may be pushed back to Moodle.
+        # The connector's rights, not the rights of whoever enqueued the job:
+        # a Moodle Manager needs no exam rights for grades to be written
+        # (the push reads OpenEduCat the same way). Records keep the user as
+        # their author. Nothing a pull writes may be pushed back to Moodle.
         self.env = instance.env(
             context=dict(
                 instance.env.context, connector_no_export=True, tracking_disable=True
-            )
+            ),
+            su=True,
         )
         self.instance = instance.with_env(self.env)
         self.client = client
@@ -328,6 +359,9 @@ class SyncGrades:
         self._batch_map = {}
         self._course_students = collections.defaultdict(list)
         self._grade_store = OdooStore(self.instance)
+        # Read once per run; their digest is part of every grade's hash.
+        self._settings = self.instance._grade_settings()
+        self._digest = settings_digest(**self._settings)
 
     def _mappings(self, kind, fields, domain=()):
         return (
@@ -404,13 +438,17 @@ class SyncGrades:
         instance = self.instance
         self._prefetch_mappings()
         writer = self._writer()
+        sources = any(
+            (instance.pull_gradebook, instance.pull_assignments, instance.pull_quizzes)
+        )
         if writer is None:
             self.result.errors.append(
                 "openeducat_exam is not installed: grades have nowhere to go"
             )
-        elif any(
-            (instance.pull_gradebook, instance.pull_assignments, instance.pull_quizzes)
-        ):
+            if sources:
+                # Not one course's grades could be written: no success.
+                self.result.failed_courses += len(self._course_map)
+        elif sources:
             fetcher = GradeFetcher(
                 self.client,
                 gradebook=instance.pull_gradebook,
@@ -440,9 +478,27 @@ class SyncGrades:
                     self._grade_store = OdooStore(self.instance)
             if not self.dry_run:
                 self._recompute_gradebooks(writer)
+            self._note_reconversion()
         if instance.pull_completion and instance.completion_schedule == "with_grades":
             SyncCompletion(self.instance, self.client, self.dry_run, self.result).run()
         return self.result
+
+    def _note_reconversion(self):
+        """Say in the run log (first under the counts) that stored grades
+        were converted again, and why."""
+        done = "to re-convert" if self.dry_run else "re-converted"
+        notes = []
+        if self.result.reconverted:
+            notes.append(
+                f"conversion settings changed: {self.result.reconverted} grades {done}"
+            )
+        if self.result.reconverted_legacy:
+            notes.append(
+                f"conversion settings not recorded (grades stored before "
+                f"17.0.1.2.0): {self.result.reconverted_legacy} grades {done} "
+                "with the current settings"
+            )
+        self.result.errors[:0] = notes
 
     def _store_grade_mappings(self, writer, course_key, written):
         """One mapping row per grade, written in bulk by the push's
@@ -469,8 +525,11 @@ class SyncGrades:
                     extra={
                         "raw": row.raw,
                         "grademax": row.grademax,
+                        "grademin": row.grademin,
                         "source": row.source,
+                        "item": row.item_id,
                         "letter": converted.letter,
+                        "settings": self._digest,
                     },
                 )
             )
@@ -481,6 +540,22 @@ class SyncGrades:
     def _recompute_gradebooks(self, writer):
         """Once per run, over everything the run touched."""
         writer.recompute()
+
+    def _reconversion(self, mapping, row):
+        """Why a stored grade whose hash differs is written again: ``"settings"``
+        when Moodle's grade is the one stored and only the conversion settings
+        changed, ``"legacy"`` when it was stored before the settings were
+        recorded, else ``None`` (the grade itself changed)."""
+        extra = mapping.get("extra_data") or {}
+        stored = extra.get("settings")
+        if stored:
+            same = mapping["sync_hash"] == grade_hash(
+                row.raw, row.grademax, row.grademin, stored
+            )
+            return "settings" if same and stored != self._digest else None
+        if mapping["sync_hash"] == legacy_grade_hash(row.raw, row.grademax):
+            return "legacy"
+        return None
 
     def _apply_course(self, writer, course):
         course_key, subject_id, program_id = self._course_map[course.courseid]
@@ -494,27 +569,30 @@ class SyncGrades:
                     ("moodle_model", "=", "grade"),
                     ("moodle_idnumber", "=", course_key),
                 ],
-                ["external_key", "sync_hash", "res_id"],
+                ["external_key", "sync_hash", "res_id", "extra_data"],
             )
         }
         program = self.env["op.course"].browse(program_id)
         subject = self.env["op.subject"].browse(subject_id)
-        settings = self.instance._grade_settings()
         unmapped = set()
         written = []
+        reconverted = collections.Counter()
+        no_batch = 0
         for row in course.rows:
             student = self._student_map.get(row.userid)
             if student is None:
                 unmapped.add(row.userid)
                 continue
             key = f"{idnumbers.student(student)}@{course_key}#{row.item_key}"
-            digest = grade_hash(row.raw, row.grademax)
+            digest = grade_hash(row.raw, row.grademax, row.grademin, self._digest)
             mapping = existing.get(key)
             if mapping and mapping["sync_hash"] == digest:
                 self.result.unchanged += 1
                 continue
-            converted = convert(row.raw, row.grademax, row.grademin, **settings)
+            converted = convert(row.raw, row.grademax, row.grademin, **self._settings)
+            why = mapping and self._reconversion(mapping, row)
             if self.dry_run:
+                reconverted[why] += 1
                 self.result.planned.append(
                     {
                         "key": key,
@@ -526,6 +604,7 @@ class SyncGrades:
                 continue
             batch = self._batch_map.get((student, program_id))
             if not batch:
+                no_batch += 1
                 self.result.errors.append(
                     f"{key}: the student has no batch in the program"
                 )
@@ -534,8 +613,16 @@ class SyncGrades:
             exam = writer.exam(session, subject, row, converted)
             writer.write_marks(exam, student, batch, converted)
             written.append((key, mapping, exam, student, digest, row, converted))
+            reconverted[why] += 1
         writer.flush()
         self._store_grade_mappings(writer, course_key, written)
+        # Counted once the course's writes went through (a course rolled back
+        # counts as failed, not as re-converted).
+        self.result.reconverted += reconverted["settings"]
+        self.result.reconverted_legacy += reconverted["legacy"]
+        if no_batch:
+            # Grades left unwritten: the course did not fully succeed.
+            self.result.failed_courses += 1
         if unmapped:
             self.result.unmapped_students += len(unmapped)
             self.result.errors.append(

@@ -12,9 +12,10 @@ from odoo.addons.queue_job.tests.common import trap_jobs
 from .common import InstitutionCase
 
 
-@tagged("post_install", "-at_install")
-class TestGradePull(InstitutionCase):
-    suffix = "G"
+class GradeSiteCase(InstitutionCase):
+    """Algebra in Moodle with an assignment, a quiz and a manual item in a
+    grade category; Ann has all three grades, Ben the manual one."""
+
     with_ben = True
 
     def setUp(self):
@@ -51,6 +52,11 @@ class TestGradePull(InstitutionCase):
 
     def marks(self, student):
         return {a.exam_id.name: a.marks for a in self.attendees(student)}
+
+
+@tagged("post_install", "-at_install")
+class TestGradePull(GradeSiteCase):
+    suffix = "G"
 
     def test_pull_writes_exactly_the_expected_records(self):
         d = self.data

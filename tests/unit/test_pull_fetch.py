@@ -4,7 +4,6 @@ import pytest
 import responses
 
 from openeducat_moodle.moodle import MoodleAccessError, MoodleClient
-from openeducat_moodle.sync.grades import ASSIGN_OFFSET, QUIZ_OFFSET
 from openeducat_moodle.sync.pull import GradeFetcher
 from tests.fake_moodle import FakeMoodle
 
@@ -51,9 +50,9 @@ def test_rows_from_every_source_counted_once(site):
     )
     assert got == sorted(
         [
-            (users["ann"], items["oral"], "gradebook", 42.5, 50.0),
-            (users["ann"], ASSIGN_OFFSET + items["assign"], "assign", 72.5, 100.0),
-            (users["ann"], QUIZ_OFFSET + items["quiz"], "quiz", 8.5, 10.0),
+            (users["ann"], f"gb:{items['oral']}", "gradebook", 42.5, 50.0),
+            (users["ann"], f"as:{items['assign']}", "assign", 72.5, 100.0),
+            (users["ann"], f"qz:{items['quiz']}", "quiz", 8.5, 10.0),
         ]
     )
     assert fm.call_counts["gradereport_user_get_grade_items"] == 1
