@@ -246,12 +246,27 @@ class TestAttendance(InstitutionCase):
         self.assertEqual(self.by_student(), {self.ben: P})
 
     def test_pull_enqueues_no_push(self):
+        """A write through the attendance run's environment on a model with a
+        save hook (a student) is not pushed back."""
         _attid, session = self.first_run_with_a_session()
         self.fm.set_attendance_status_by_acronym(session, self.ann_id, "P")
-        with trap_jobs() as trap:
+        original = service.SyncAttendance._tz
+        ann = self.data["ann"]
+
+        def tz_and_touch(sync):
+            ann.with_env(sync.env).write({"first_name": "Ann"})
+            return original(sync)
+
+        with (
+            trap_jobs() as trap,
+            mock.patch.object(service.SyncAttendance, "_tz", tz_and_touch),
+        ):
             self.instance._job_sync_attendance()
         trap.assert_jobs_count(0)
         self.assertTrue(self.lines())
+        with trap_jobs() as trap:
+            ann.with_env(self.env).write({"first_name": "Anne"})
+        trap.assert_jobs_count(1)
 
     def test_legacy_site_reads_known_activities(self):
         self.fm.enable_legacy_attendance(only=True)

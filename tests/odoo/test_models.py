@@ -1,3 +1,4 @@
+from lxml import etree
 from psycopg2 import IntegrityError
 
 from odoo.exceptions import AccessError, UserError, ValidationError
@@ -97,8 +98,28 @@ class TestModels(MoodleCase):
         views = self.env["ir.ui.view"].browse(data.mapped("res_id"))
         self.assertGreaterEqual(len(views), 5)
         for view in views:
-            arch = self.env[view.model].get_view(view.id, view.type)["arch"]
-            self.assertTrue(arch)
+            # Rendered as the web client asks for it: the combined view (an
+            # extension inside its parent), with every field it names known.
+            model = self.env[view.model]
+            root = view
+            while root.inherit_id and root.mode == "extension":
+                root = root.inherit_id
+            result = model.get_views([(root.id, root.type)])
+            arch = etree.fromstring(result["views"][root.type]["arch"])
+            names = {
+                node.get("name")
+                for node in arch.iter("field")
+                if not any(p.tag == "field" for p in node.iterancestors())
+            }
+            self.assertTrue(names, f"{view.xml_id or view.name} shows no field")
+            known = set(result["models"][view.model])
+            self.assertFalse(names - known, f"{view.name}: unknown fields")
+            for button in arch.iter("button"):
+                if button.get("type") == "object":
+                    self.assertTrue(
+                        hasattr(model, button.get("name")),
+                        f"{view.name}: no method {button.get('name')}",
+                    )
 
 
 @tagged("post_install", "-at_install")
@@ -109,8 +130,16 @@ class TestRecordsShowTheirMoodleState(MoodleCase):
         env = self.env(context=dict(self.env.context, connector_no_export=True))
         data = make_institution(env, "S")
         self.instance.department_ids = data["dept"]
-        self.instance.write({"student_role_id": 55, "teacher_role_id": 33})
+        # The instance's role ids are the ones Moodle gets.
+        self.instance.write({"student_role_id": 4, "teacher_role_id": 4})
         self.instance._job_push()
+        alg = self.fm.find_course(
+            idnumber=f"oec_subj_{data['subjects'][0].id}_course_{data['program'].id}"
+        )
+        for person in (data["ann"], data["teacher"]):
+            kind = "student" if person._name == "op.student" else "faculty"
+            user = self.fm.find_user(idnumber=f"oec_{kind}_{person.id}")
+            self.assertEqual(self.fm.enrolled_roles(alg["id"], user["id"]), {4})
         self.assertEqual(data["ann"].moodle_sync_state, "synced")
         self.assertEqual(data["nomail"].moodle_sync_state, "blocked")
         self.assertIn("email", data["nomail"].moodle_sync_error)

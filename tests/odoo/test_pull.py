@@ -7,6 +7,7 @@ from odoo.exceptions import AccessError, ValidationError
 from odoo.service.model import check_method_name
 from odoo.tests import tagged
 
+from odoo.addons.openeducat_moodle.services.grades import SyncGrades
 from odoo.addons.queue_job.tests.common import trap_jobs
 
 from .common import InstitutionCase
@@ -371,10 +372,27 @@ class TestGradePull(GradeSiteCase):
         self.assertIn("1 unmapped students", summary)
 
     def test_pull_enqueues_no_push(self):
-        with trap_jobs() as trap:
+        """Whatever a pull writes, with a save hook or not, is not pushed back:
+        here each course's write also renames a student (op.student has a
+        save hook), through the environment the pull writes with."""
+        original = SyncGrades._apply_course
+        ann = self.data["ann"]
+
+        def apply_and_touch(service, writer, course):
+            ann.with_env(service.env).write({"first_name": "Ann"})
+            return original(service, writer, course)
+
+        with (
+            trap_jobs() as trap,
+            patch.object(SyncGrades, "_apply_course", apply_and_touch),
+        ):
             self.instance._job_pull_grades()
         trap.assert_jobs_count(0)
-        self.assertTrue(self.attendees(self.data["ann"]))
+        self.assertTrue(self.attendees(ann))
+        # The same write outside a pull does enqueue a push.
+        with trap_jobs() as trap:
+            ann.with_env(self.env).write({"first_name": "Anne"})
+        trap.assert_jobs_count(1)
 
     def test_pull_now_over_rpc_is_for_moodle_managers_only(self):
         check_method_name("action_pull_grades_now")

@@ -98,7 +98,21 @@ class TestWizards(InstitutionCase):
         )
         trap.assert_enqueued_job(self.instance._job_pull_grades)
         self.assertEqual(wizard.state, "running")
-        self.assertIn("jobs done", wizard.progress)
+
+    def test_run_progress_counts_the_jobs_as_they_end(self):
+        wizard = self.wizard(direction="pull")
+        wizard.action_run()  # real queue.job rows this time
+        wizard.invalidate_recordset(["progress"])
+        self.assertIn("0 of 1 jobs done", wizard.progress)
+        job = self.env["queue.job"].search(
+            [
+                ("model_name", "=", "moodle.instance"),
+                ("method_name", "=", "_job_pull_grades"),
+            ]
+        )
+        job.write({"state": "done"})
+        wizard.invalidate_recordset(["progress"])
+        self.assertIn("1 of 1 jobs done", wizard.progress)
 
     def test_wizard_form_opens(self):
         form = Form(
