@@ -6,11 +6,10 @@
 //
 // * web services on, REST protocol on;
 // * user "oecsync" (manual authentication, random password, not an admin) with
-//   the role "oecsyncws" at system level: the capabilities Moodle's manager
-//   archetype has by default (categories, courses, groups, users, manual
-//   enrolments, grades, assignments, quizzes, completion, attendance) plus
-//   webservice/rest:use, and the manager's right to assign the student and
-//   teacher roles;
+//   the role "oecsyncws" at system level holding exactly the capabilities the
+//   service's functions check (functions.tsv's fourth column, from the
+//   connector's catalogue) plus webservice/rest:use, and allowed to assign the
+//   student and teacher roles (roles of those archetypes) and nothing else;
 // * external service "OpenEduCat Sync" (shortname oec_sync), restricted to
 //   that user, holding exactly the functions of functions.tsv (the connector's
 //   catalogue; the deletion functions only when MOODLE_WS_CLEANUP=true);
@@ -73,55 +72,109 @@ if (!$user) {
     cli_writeln("user {$username}: exists");
 }
 
-// Its role, at system level.
-$roleshortname = 'oecsyncws';
-$roleid = $DB->get_field('role', 'id', ['shortname' => $roleshortname]);
-if (!$roleid) {
-    $roleid = create_role('OpenEduCat Sync web service', $roleshortname,
-        'The OpenEduCat connector\'s web-service user: manager defaults and webservice/rest:use.',
-        'manager');
-    cli_writeln("role {$roleshortname}: created");
-}
-set_role_contextlevels($roleid, [CONTEXT_SYSTEM]);
-$capabilities = get_default_capabilities('manager');
-$capabilities['webservice/rest:use'] = CAP_ALLOW;
-foreach ($capabilities as $capability => $permission) {
-    if (get_capability_info($capability)) {
-        assign_capability($capability, $permission, $roleid, $syscontext->id, true);
-    }
-}
-// enrol_manual_enrol_users checks that the caller may assign the given role.
-$managerid = $DB->get_field('role', 'id', ['shortname' => 'manager'], MUST_EXIST);
-foreach (['assign', 'override', 'switch', 'view'] as $type) {
-    $field = 'allow' . $type;
-    $table = 'role_allow_' . $type;
-    foreach ($DB->get_records($table, ['roleid' => $managerid]) as $allowed) {
-        if (!$DB->record_exists($table, ['roleid' => $roleid, $field => $allowed->$field])) {
-            call_user_func('core_role_set_' . $type . '_allowed', $roleid, $allowed->$field);
-        }
-    }
-}
-if (!user_has_role_assignment($user->id, $roleid, $syscontext->id)) {
-    role_assign($roleid, $user->id, $syscontext->id);
-}
-accesslib_clear_all_caches(true);
-cli_writeln("role {$roleshortname}: " . count($capabilities) . " capabilities, assigned to {$username}");
-
-// The external service, with the connector's functions.
+// The connector's functions (and the capabilities each one checks) that this
+// site has.
 $wanted = [];
+$functioncapabilities = [];
 foreach (file($functionsfile, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) as $line) {
-    [$name, $feature, $legacy] = array_pad(explode("\t", $line), 3, '');
+    [$name, $feature, $legacy, $caps] = array_pad(explode("\t", $line), 4, '');
     if ($feature === 'cleanup' && !$cleanup) {
         continue;
     }
     if ($DB->record_exists('external_functions', ['name' => $name])) {
-        $wanted[] = $name;
+        $onsite = $name;
     } else if ($legacy !== '' && $DB->record_exists('external_functions', ['name' => $legacy])) {
-        $wanted[] = $legacy;
+        $onsite = $legacy;
     } else {
         cli_writeln("function {$name}: not on this site, left out");
+        continue;
+    }
+    $wanted[] = $onsite;
+    $functioncapabilities[$onsite] = array_filter(explode(',', trim($caps)));
+}
+
+// Its role, at system level: exactly the capabilities of the functions in the
+// service (the catalogue's list, functions.tsv's fourth column) plus
+// webservice/rest:use, and the right to assign the student and teacher roles
+// (enrol_manual_enrol_users checks it). Anything else the role holds at system
+// level is removed, so a role created by an older set-up (the manager
+// archetype's defaults) is narrowed to the list.
+$roleshortname = 'oecsyncws';
+$roledescription = 'The OpenEduCat connector\'s web-service user: the capabilities of the '
+    . 'functions of the service "OpenEduCat Sync" and webservice/rest:use, nothing else.';
+$role = $DB->get_record('role', ['shortname' => $roleshortname]);
+if (!$role) {
+    $roleid = create_role('OpenEduCat Sync web service', $roleshortname, $roledescription);
+    cli_writeln("role {$roleshortname}: created");
+} else {
+    $roleid = $role->id;
+    if ($role->archetype !== '' || $role->description !== $roledescription) {
+        // No archetype: "reset" in Moodle's role editor must not bring back a
+        // manager's capabilities.
+        $DB->update_record('role', (object) [
+            'id' => $roleid, 'archetype' => '', 'description' => $roledescription,
+        ]);
     }
 }
+set_role_contextlevels($roleid, [CONTEXT_SYSTEM]);
+
+$capabilities = ['webservice/rest:use' => true];
+foreach ($wanted as $name) {
+    foreach ($functioncapabilities[$name] as $capability) {
+        $capabilities[$capability] = true;
+    }
+}
+$granted = 0;
+foreach (array_keys($capabilities) as $capability) {
+    if (get_capability_info($capability)) {
+        assign_capability($capability, CAP_ALLOW, $roleid, $syscontext->id, true);
+        $granted++;
+    } else {
+        cli_writeln("capability {$capability}: not on this site, left out");
+    }
+}
+$removed = 0;
+foreach ($DB->get_records('role_capabilities', ['roleid' => $roleid, 'contextid' => $syscontext->id]) as $held) {
+    if (!isset($capabilities[$held->capability])) {
+        if (get_capability_info($held->capability)) {
+            unassign_capability($held->capability, $roleid, $syscontext->id);
+        } else {
+            $DB->delete_records('role_capabilities', ['id' => $held->id]);
+        }
+        $removed++;
+    }
+}
+
+// Allowed to assign the student and teacher roles, nothing else; no right to
+// override, switch to or view other roles.
+$assignable = [];
+foreach (['student', 'teacher', 'editingteacher'] as $archetype) {
+    foreach (get_archetype_roles($archetype) as $target) {
+        $assignable[$target->id] = $target->shortname;
+    }
+}
+foreach ($DB->get_records('role_allow_assign', ['roleid' => $roleid]) as $allowed) {
+    if (!isset($assignable[$allowed->allowassign])) {
+        $DB->delete_records('role_allow_assign', ['id' => $allowed->id]);
+    }
+}
+foreach (array_keys($assignable) as $targetid) {
+    if (!$DB->record_exists('role_allow_assign', ['roleid' => $roleid, 'allowassign' => $targetid])) {
+        core_role_set_assign_allowed($roleid, $targetid);
+    }
+}
+foreach (['override', 'switch', 'view'] as $type) {
+    $DB->delete_records('role_allow_' . $type, ['roleid' => $roleid]);
+}
+
+if (!user_has_role_assignment($user->id, $roleid, $syscontext->id)) {
+    role_assign($roleid, $user->id, $syscontext->id);
+}
+accesslib_clear_all_caches(true);
+cli_writeln("role {$roleshortname}: {$granted} capabilities" . ($removed ? " ({$removed} removed)" : '')
+    . ', may assign ' . implode(', ', $assignable) . ", assigned to {$username}");
+
+// The external service.
 $webservice = new webservice();
 $service = $DB->get_record('external_services', ['shortname' => 'oec_sync']);
 if (!$service) {

@@ -1,8 +1,10 @@
 #!/bin/bash
 # Entry point of the Moodle container: install Moodle on the first start (or
-# upgrade it after a new image), configure the web services for the connector
-# (configure_ws.php), run Moodle's cron every minute, then start the command
-# (apache2-foreground).
+# upgrade it after a new image), give the user admin MOODLE_ADMIN_PASSWORD
+# (admin_password.php, every start), configure the web services for the
+# connector (configure_ws.php), run Moodle's cron every minute, then start the
+# command (apache2-foreground). A first install that was interrupted (tables
+# but no version) is reported with its remedy, and the container exits with 1.
 set -euo pipefail
 
 : "${MOODLE_DB_PASSWORD:?MOODLE_DB_PASSWORD is not set}"
@@ -48,16 +50,41 @@ case "$state" in
     echo "moodle: upgrading Moodle and its plugins if the image is newer"
     as_www php "$MOODLE_DIR/admin/cli/upgrade.php" --non-interactive
     ;;
+  partial)
+    db=${MOODLE_DB_NAME:-moodle}
+    cat >&2 <<MSG
+moodle: the database "$db" holds Moodle tables but no installed version: the
+first install was interrupted, and Moodle's installer cannot finish it. Empty
+that database, then start Moodle again (from the directory of
+docker-compose.yml):
+
+  docker compose exec moodle-db sh -c 'mariadb -uroot -p"\$MARIADB_ROOT_PASSWORD" -e "DROP DATABASE $db; CREATE DATABASE $db CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"'
+  docker compose up -d moodle
+
+(The database user keeps its rights on "$db".) Or start from nothing, Odoo's
+data included: docker compose down -v && docker compose up -d
+MSG
+    exit 1
+    ;;
+  *)
+    echo "moodle: unexpected database state: $state" >&2
+    exit 1
+    ;;
 esac
+
+echo "moodle: setting the admin password from MOODLE_ADMIN_PASSWORD"
+as_www php "$OEC_LIB/admin_password.php" --moodledir="$MOODLE_DIR"
 
 echo "moodle: configuring the web services for the connector"
 as_www php "$OEC_LIB/configure_ws.php" --moodledir="$MOODLE_DIR" \
     --functions="$OEC_LIB/functions.tsv"
 
+# One cron run a minute: --keep-alive=0 ends each run once its tasks are done
+# (by default a run stays and polls for new tasks for another 3 minutes).
 if [ "${MOODLE_CRON:-true}" = true ]; then
     (
         while true; do
-            as_www php "$MOODLE_DIR/admin/cli/cron.php" >/dev/null 2>&1 || true
+            as_www php "$MOODLE_DIR/admin/cli/cron.php" --keep-alive=0 >/dev/null 2>&1 || true
             sleep 60
         done
     ) &

@@ -2,15 +2,17 @@
 
 Over XML-RPC, as Odoo's admin user:
 
-1. set the admin password to ``ODOO_ADMIN_PASSWORD`` (a new database starts
-   with ``admin``);
+1. log in with ``ODOO_ADMIN_PASSWORD`` (``odoo-init`` set it on the new
+   database; this step never changes it);
 2. create the ``moodle.instance`` for ``MOODLE_INTERNAL_URL`` with the token in
    ``MOODLE_SYNC_TOKEN``, or update the one that has that URL;
 3. test the connection (``action_test_connection``) and, when
-   ``ODOO_FIRST_PUSH`` is true, enqueue a first full push.
+   ``ODOO_FIRST_PUSH`` is true and the instance is new or has never synced
+   (no ``last_sync_date``), enqueue a first full push. Later pushes are the
+   connector's business (on save, and the hourly full push).
 
 Idempotent: running it again updates the same instance. Never prints the
-token. Exit code 0 on success, 1 when a step failed.
+token or the password. Exit code 0 on success, 1 when a step failed.
 """
 
 import os
@@ -45,19 +47,17 @@ def wait_for(url, seconds):
 
 
 def login(url, db, password):
-    """Return the admin uid, setting ``password`` first if needed."""
+    """Return the admin uid; exit with the remedy when the password is refused."""
     common = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/common", allow_none=True)
     uid = common.authenticate(db, "admin", password, {})
-    if uid:
-        return uid
-    uid = common.authenticate(db, "admin", "admin", {})
     if not uid:
-        sys.exit("create_instance: admin refuses ODOO_ADMIN_PASSWORD and the default")
-    models = xmlrpc.client.ServerProxy(f"{url}/xmlrpc/2/object", allow_none=True)
-    models.execute_kw(
-        db, uid, "admin", "res.users", "change_password", ["admin", password]
-    )
-    print("create_instance: admin password set from ODOO_ADMIN_PASSWORD")
+        sys.exit(
+            f"create_instance: Odoo's admin refuses ODOO_ADMIN_PASSWORD (database "
+            f"{db}). odoo-init sets that password only while admin still has the "
+            "default one; if it was changed in Odoo since, put the current one in "
+            ".env as ODOO_ADMIN_PASSWORD and run `docker compose up -d` again. "
+            "Odoo and Moodle run all the same; only this step was skipped."
+        )
     return uid
 
 
@@ -78,6 +78,10 @@ def main():
         return models.execute_kw(db, uid, password, model, method, list(args), kwargs)
 
     values = {"name": name, "base_url": moodle_url, "token": token}
+    if moodle_url.startswith("http://"):
+        # The compose network is private to this stack: the connector refuses
+        # http:// elsewhere unless the instance says so, visibly.
+        values["allow_insecure_http"] = True
     found = call(
         "moodle.instance",
         "search",
@@ -92,6 +96,7 @@ def main():
     else:
         instance_id = call("moodle.instance", "create", values)
         print(f"create_instance: created Moodle instance {instance_id} ({moodle_url})")
+    [synced] = call("moodle.instance", "read", [instance_id], ["last_sync_date"])
 
     result = call("moodle.instance", "action_test_connection", [instance_id])
     params = (result or {}).get("params", {})
@@ -100,7 +105,14 @@ def main():
     [state] = call("moodle.instance", "read", [instance_id], ["health_state"])
     if state["health_state"] != "ok":
         return 1
-    if first_push:
+    if not first_push:
+        print("create_instance: no first push (ODOO_FIRST_PUSH is not true)")
+    elif synced["last_sync_date"]:
+        print(
+            "create_instance: no first push: the instance last synced at "
+            f"{synced['last_sync_date']} UTC (the hourly push keeps it in step)"
+        )
+    else:
         call("moodle.instance", "action_push_now", [instance_id])
         print("create_instance: first full push enqueued (channel root.moodle)")
     return 0

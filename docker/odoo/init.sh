@@ -5,9 +5,14 @@
 #     ODOO_DEMO=true;
 #   * existing database: update openeducat_moodle (a rebuilt image may carry a
 #     newer version), and load the demo data if ODOO_DEMO=true asks for it and
-#     the database has none yet.
+#     the database has none yet;
+#   * either way: give admin the password ODOO_ADMIN_PASSWORD while admin
+#     still has the default one ("admin"), so that the web client never
+#     accepts admin/admin once the server is up.
 # Safe to run again: `docker compose run --rm odoo-init`.
 set -euo pipefail
+
+: "${ODOO_ADMIN_PASSWORD:?ODOO_ADMIN_PASSWORD is not set}"
 
 DB=${ODOO_DB_NAME:-oec}
 MODULES=openeducat_core,openeducat_exam,openeducat_attendance,queue_job,openeducat_moodle,openeducat_moodle_exam
@@ -80,4 +85,23 @@ PY
     fi
     ;;
 esac
+
+# The admin password: ODOO_ADMIN_PASSWORD, given here before the server starts
+# (a new database's admin has the password "admin"). Set only while admin still
+# has that default, so a password changed later in Odoo is kept: then put the
+# new one in .env too, for odoo-setup, which only logs in.
+echo "odoo-init: admin password"
+odoo_db shell --no-http --log-level=warn <<'PY'
+import os
+
+admin = env.ref("base.user_admin")
+env.cr.execute("SELECT COALESCE(password, '') FROM res_users WHERE id = %s", [admin.id])
+[stored] = env.cr.fetchone()
+if stored and admin._crypt_context().verify("admin", stored):
+    admin.password = os.environ["ODOO_ADMIN_PASSWORD"]
+    env.cr.commit()
+    print("odoo-init: admin password set from ODOO_ADMIN_PASSWORD")
+else:
+    print("odoo-init: admin password left as it is (not the default any more)")
+PY
 echo "odoo-init: done"
