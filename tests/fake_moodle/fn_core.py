@@ -207,6 +207,7 @@ class CoreMixin:
                 raise moodle_exception(
                     "categorynamerequired", "Category name is required"
                 )
+            self._check_category_columns(cat)
             self._check_category_idnumber(
                 cat.get("idnumber", ""), taken=batch_idnumbers
             )
@@ -258,6 +259,7 @@ class CoreMixin:
                 raise moodle_exception("cannotmovecategory", "Cannot move category")
         if "name" in change and not change["name"].strip():
             raise moodle_exception("categorynamerequired", "Category name is required")
+        self._check_category_columns(change)
         for key in ("name", "idnumber", "parent", "description", "theme"):
             if key in change:
                 cat[key] = change[key]
@@ -397,6 +399,7 @@ class CoreMixin:
                 )
             self._check_course_unique(data, batch=batch)
             self._check_course_dates(data.get("startdate"), data.get("enddate"))
+            self._check_columns("course", data)
             batch["shortname"].add(data["shortname"])
             if data.get("idnumber"):
                 batch["idnumber"].add(data["idnumber"])
@@ -455,6 +458,7 @@ class CoreMixin:
             data.get("startdate", course["startdate"]),
             data.get("enddate", course["enddate"]),
         )
+        self._check_columns("course", data, "UPDATE")
         for key, value in data.items():
             if key != "id":
                 course[key] = value

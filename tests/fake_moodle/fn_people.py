@@ -18,6 +18,7 @@ from .params import AUTHS, LANGS, THEMES
 _PICTURE = "/theme/image.php/boost/core/1/u/"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NOT_USERNAME = re.compile(r"[^-.@_a-z0-9]")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
 ROLE_SHORTNAMES = {
     1: "manager",
     2: "coursecreator",
@@ -56,6 +57,14 @@ _USER_FIELDS = (
     "mailformat",
     "password",
 )
+
+
+def _clean_country(user):
+    """``core_user::clean_field()``: a country that is not one of the site's
+    choices becomes the site default (none), never a database error."""
+    country = user.get("country")
+    if country and not _COUNTRY.match(country):
+        user["country"] = ""
 
 
 def _group_info(group):
@@ -172,6 +181,8 @@ class PeopleMixin:
         usernames, emails = set(), set()
         for user in users:  # one transaction: nothing is created on error
             self._check_new_user(user, usernames, emails)
+            _clean_country(user)
+            self._check_columns("user", user)
             usernames.add(user["username"])
             emails.add(user["email"].lower())
         return [
@@ -227,6 +238,11 @@ class PeopleMixin:
         try:
             for data in users:
                 warning = self._user_update_warning(data)
+                if warning is None:
+                    # Moodle updates each user in a transaction of its own:
+                    # a database error is that user's warning.
+                    _clean_country(data)
+                    warning = self._column_warning("user", data)
                 if warning:
                     warnings.append(warning)
                     continue
@@ -328,10 +344,11 @@ class PeopleMixin:
                 )
             cleaned.append(clean)
         # a plain query on the user table: deleted users are still there,
-        # under their mangled username/email (see _delete_user)
-        if field == "email":
+        # under their mangled username/email (see _delete_user); MariaDB's
+        # collation ignores letter case, PostgreSQL compares it
+        if field in ("email", "idnumber") and getattr(self, "db", "") != "pgsql":
             wanted = {v.lower() for v in cleaned}
-            found = [u for u in self.users.values() if u["email"].lower() in wanted]
+            found = [u for u in self.users.values() if u[field].lower() in wanted]
         else:
             wanted = set(cleaned)
             found = [u for u in self.users.values() if u[field] in wanted]
@@ -656,6 +673,7 @@ class PeopleMixin:
         batch = set()
         for group in groups:  # one transaction: validate first
             self._check_new_group(group, batch)
+            self._check_columns("groups", group)
         created = []
         for group in groups:
             gid = self.add_group(**group)
@@ -714,6 +732,7 @@ class PeopleMixin:
         pending = {}
         for data in groups:  # one transaction: validate against pending changes
             self._check_group_update(data, pending)
+            self._check_columns("groups", data, "UPDATE")
             change = {k: v for k, v in data.items() if k not in {"id", "customfields"}}
             if "visibility" in change:
                 change["visibility"] = int(change["visibility"] or 0)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from .errors import (
     ACCESS_EXC,
     MISSING_EXC,
+    MOODLE_EXC,
     MoodleError,
     TransportFault,
     invalid_parameter,
@@ -21,6 +22,13 @@ from .fn_contents import ContentsMixin
 from .fn_core import CoreMixin
 from .fn_grades import GradesMixin
 from .fn_people import PeopleMixin
+from .limits import (
+    DML_WRITE_MESSAGE,
+    FLAVOUR_LIMITS,
+    check_category,
+    check_columns,
+    too_long,
+)
 from .params import parse_form, php_decode, to_plain, validate
 from .schema import (
     ATTENDANCE_FUNCTIONS,
@@ -48,6 +56,30 @@ FAULT_KINDS = {
     "drop",
     "html",
     "badjson",
+    # the request is not delivered: nothing is recorded or processed
+    "refused",
+    # Moodle does the work, then the answer never reaches the client
+    "lost_reply",
+    "slow_reply",
+    # the database fails the call (deadlock, lost connection): nothing kept
+    "dmlwriteexception",
+    "dmlreadexception",
+}
+# Faults below HTTP: handle() raises TransportFault for them.
+TRANSPORT_FAULTS = {"timeout", "drop", "refused", "lost_reply", "slow_reply"}
+# Batch functions that run each record in a transaction of its own and turn
+# its failure into a warning (the others run the whole call in one).
+PER_RECORD_WARNINGS = {
+    "core_course_update_courses": "course",
+    "core_user_update_users": "user",
+}
+DML_EXCEPTIONS = {
+    "dmlwriteexception": "dml_write_exception",
+    "dmlreadexception": "dml_read_exception",
+}
+DML_MESSAGES = {
+    "dmlwriteexception": DML_WRITE_MESSAGE,
+    "dmlreadexception": "Error reading from database",
 }
 # release and version reported by each simulated Moodle branch
 FLAVOURS = {
@@ -94,6 +126,9 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin, ContentsM
     :param flavour: ``"4.5"`` or ``"5.1"``; 5.1 answers every missing record
         (unknown ``wsfunction`` included) with ``invalidrecordunknown`` and
         reports release ``5.1.3+ (Build: 20260227)``, version ``2025100603.04``
+    :param db: the site's database: ``"mariadb"`` (the default) compares
+        text without letter case; ``"pgsql"`` compares case in look-ups (a user
+        by email or idnumber), as Moodle on PostgreSQL does
     """
 
     def __init__(
@@ -103,11 +138,15 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin, ContentsM
         version=None,
         max_input_vars=5000,
         flavour="4.5",
+        db="mariadb",
     ):
         if flavour not in FLAVOURS:
             raise ValueError(f"unknown flavour {flavour!r}")
+        if db not in ("mariadb", "pgsql"):
+            raise ValueError(f"unknown db {db!r}")
         self.token = token
         self.flavour = flavour
+        self.db = db
         self.release = release or FLAVOURS[flavour][0]
         self.version = version or FLAVOURS[flavour][1]
         self.max_input_vars = max_input_vars
@@ -126,6 +165,12 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin, ContentsM
         # 5.1 only: every new course gets a hidden question bank module
         self.course_qbank = False
         self.faults = []
+        self.fault_counts = collections.Counter()
+        self.refused_until = None
+        self.rejections = []
+        # Moodle's column lengths (limits.FLAVOUR_LIMITS) checked on writes
+        self.column_limits = True
+        self.limits = FLAVOUR_LIMITS[flavour]
         self.registered_functions = set(FUNCTIONS)
         self.service_functions = set(FUNCTIONS) - LEGACY_FUNCTIONS
         self.clock = time.time
@@ -224,22 +269,165 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin, ContentsM
         self.call_counts.clear()
 
     # ----------------------------------------------------------------- faults
-    def inject(self, kind, times=1, function=None):
-        """Queue a transport fault for the next ``times`` matching requests."""
+    def inject(self, kind, times=1, function=None, after=0):
+        """Queue a transport fault for the next ``times`` matching requests.
+
+        :param after: let this many matching requests through first (e.g.
+            ``after=1``: the second call of a batch fails)
+        """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}")
         with self._lock:
-            self.faults.append({"kind": kind, "times": times, "function": function})
+            self.faults.append(
+                {"kind": kind, "times": times, "function": function, "after": after}
+            )
 
     def _take_fault(self, wsfunction):
         for fault in self.faults:
             if fault["function"] and fault["function"] != wsfunction:
                 continue
+            if fault.get("after"):
+                fault["after"] -= 1
+                return None
             fault["times"] -= 1
             if fault["times"] <= 0:
                 self.faults.remove(fault)
             return fault["kind"]
         return None
+
+    def refuse_until(self, when):
+        """Refuse every connection until :attr:`clock` reaches ``when``
+        (``None``: stop refusing), as a stopped web server does."""
+        with self._lock:
+            self.refused_until = when
+
+    def outage(self, seconds):
+        """Refuse every connection for ``seconds`` of :attr:`clock` from now."""
+        self.refuse_until(self.clock() + seconds)
+
+    def refusing(self):
+        """Whether an outage is on at :attr:`clock`'s time."""
+        until = self.refused_until
+        return until is not None and self.clock() < until
+
+    def reject_records(
+        self,
+        function=None,
+        predicate=None,
+        errorcode="dmlwriteexception",
+        message=None,
+        times=None,
+        debuginfo="Simulated database error",
+    ):
+        """Have the database refuse the records ``predicate(record)`` picks.
+
+        A call to ``function`` (any write function when ``None``) whose batch
+        (its list of records) holds a matching record fails as a whole with
+        ``{"exception": "dml_write_exception", "errorcode": errorcode,
+        "message": "Error writing to database"}``: Moodle runs the call in one
+        transaction, so nothing of it is kept. The functions that update each
+        record in a transaction of its own (``core_course_update_courses``,
+        ``core_user_update_users``) answer a warning for the matching records
+        instead and update the others, as Moodle does.
+
+        :param predicate: ``predicate(record) -> bool`` (``None``: every record)
+        :param times: calls to fail before the rule expires (``None``: never)
+        :return: the rule (a dict; ``fm.rejections.remove(rule)`` lifts it)
+        """
+        if message is None:
+            message = DML_MESSAGES.get(errorcode, DML_WRITE_MESSAGE)
+        rule = {
+            "function": function,
+            "predicate": predicate or (lambda record: True),
+            "errorcode": errorcode,
+            "message": message,
+            "times": times,
+            "debuginfo": debuginfo,
+        }
+        with self._lock:
+            self.rejections.append(rule)
+        return rule
+
+    def _rejection(self, name, records):
+        """The rule that refuses this batch, and the records it picks."""
+        for rule in self.rejections:
+            if rule["function"] and rule["function"] != name:
+                continue
+            if not rule["function"] and FUNCTIONS.get(name) != "write":
+                continue
+            picked = [i for i, r in enumerate(records) if rule["predicate"](r)]
+            if not picked:
+                continue
+            if rule["times"] is not None:
+                rule["times"] -= 1
+                if rule["times"] <= 0:
+                    self.rejections.remove(rule)
+            return rule, picked
+        return None, []
+
+    def _call_rejecting(self, name, method, validated):
+        """Run ``method`` under the :meth:`reject_records` rules."""
+        key = next(
+            (
+                k
+                for k, v in validated.items()
+                if isinstance(v, list) and v and isinstance(v[0], dict)
+            ),
+            None,
+        )
+        if key is None:
+            return method(**validated)
+        records = validated[key]
+        rule, picked = self._rejection(name, records)
+        if rule is None:
+            return method(**validated)
+        error = MoodleError(
+            DML_EXCEPTIONS.get(rule["errorcode"], MOODLE_EXC),
+            rule["errorcode"],
+            rule["message"],
+            rule["debuginfo"],
+        )
+        self.fault_counts["rejected"] += 1
+        item = PER_RECORD_WARNINGS.get(name)
+        if item is None:
+            raise error
+        rest = [r for i, r in enumerate(records) if i not in picked]
+        result = method(**{**validated, key: rest}) if rest else {"warnings": []}
+        warnings = [
+            {
+                "item": item,
+                "itemid": records[i].get("id"),
+                "warningcode": error.errorcode,
+                "message": error.message,
+            }
+            for i in picked
+        ]
+        result = dict(result or {})
+        result["warnings"] = warnings + list(result.get("warnings") or [])
+        return result
+
+    # ---------------------------------------------------------- column limits
+    def _check_columns(self, table, record, statement="INSERT INTO"):
+        """Moodle's database refusing a too-long value (``dmlwriteexception``)."""
+        if self.column_limits:
+            check_columns(table, record, statement, self.limits)
+
+    def _check_category_columns(self, record):
+        if self.column_limits:
+            check_category(record)
+
+    def _column_warning(self, table, record):
+        """The warning of a per-record update (``core_user_update_users``)
+        whose value is too long for its column, or None."""
+        column = too_long(table, record, self.limits) if self.column_limits else None
+        if column is None:
+            return None
+        return {
+            "item": table,
+            "itemid": record["id"],
+            "warningcode": "dmlwriteexception",
+            "message": DML_WRITE_MESSAGE,
+        }
 
     # -------------------------------------------------------- service control
     def remove_function(self, name):
@@ -314,18 +502,55 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin, ContentsM
         if not isinstance(wsfunction, str):
             wsfunction = None
         with self._lock:
-            if wsfunction:
+            fault = "refused" if self.refusing() else self._take_fault(wsfunction)
+            if fault:
+                self.fault_counts[fault] += 1
+            if wsfunction and fault != "refused":
                 params = {k: v for k, v in fields.items() if k not in RESERVED}
                 self.calls.append((wsfunction, to_plain(params)))
                 self.call_counts[wsfunction] += 1
-            fault = self._take_fault(wsfunction)
-        if fault in {"timeout", "drop"}:
+        if fault in TRANSPORT_FAULTS:
             exc = TransportFault(fault)
-            exc.resume = lambda: self._answer(fields)
+            if fault in {"lost_reply", "slow_reply"}:
+                # Moodle does the work; only its answer is lost (or late).
+                answer = self._answer(fields)
+                exc.resume = lambda: answer
+            else:
+                exc.resume = lambda: self._answer(fields)
             raise exc
+        if fault in DML_EXCEPTIONS:
+            return self._db_fault(fault, fields, wsfunction)
         if fault:
             return self._fault_response(fault)
         return self._answer(fields)
+
+    def _db_fault(self, kind, fields, name):
+        """The database fails the call: Moodle's error, nothing kept; the
+        functions with a transaction per record warn for each record."""
+        err = MoodleError(
+            DML_EXCEPTIONS[kind], kind, DML_MESSAGES[kind], "Simulated database failure"
+        )
+        as_json = fields.get("moodlewsrestformat") == "json"
+        item = PER_RECORD_WARNINGS.get(name)
+        if item is None or not as_json:
+            return self._error_response(err, as_json)
+        params = {k: v for k, v in fields.items() if k not in RESERVED}
+        try:
+            validated = validate(PARAMS[name], params, "params")
+        except MoodleError as bad:
+            return self._error_response(bad, as_json)
+        records = next(v for v in validated.values() if isinstance(v, list))
+        warnings = [
+            {
+                "item": item,
+                "itemid": record.get("id"),
+                "warningcode": kind,
+                "message": err.message,
+            }
+            for record in records
+        ]
+        body = json.dumps({"warnings": warnings}).encode()
+        return 200, {"Content-Type": JSON_TYPE}, body
 
     def _fault_response(self, kind):
         if kind == "html":
@@ -395,6 +620,8 @@ class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin, ContentsM
         method = getattr(
             self, "ws_" + name.replace("mod_wsattendance_", "mod_attendance_")
         )
+        if self.rejections:
+            return self._call_rejecting(name, method, validated)
         return method(**validated)
 
     # -------------------------------------------------------------- transports

@@ -1,6 +1,8 @@
 """Transports: a ``responses`` callback and a threaded HTTP server."""
 
 import re
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +19,6 @@ def install(fm, rsps, base_url="https://moodle.test"):
     front of ``/webservice`` included) gets a 404 HTML page, like the web
     server in front of a real Moodle.
     """
-    import requests
 
     base_url = base_url.rstrip("/")
     fm.base_url = base_url
@@ -32,18 +33,39 @@ def install(fm, rsps, base_url="https://moodle.test"):
         try:
             status, headers, payload = fm.handle(body, path)
         except TransportFault as fault:
-            if fault.kind == "timeout":
-                raise requests.exceptions.ReadTimeout(
-                    "Read timed out. (simulated)", request=request
-                ) from None
-            raise requests.exceptions.ConnectionError(
-                "Connection aborted: RemoteDisconnected (simulated)", request=request
-            ) from None
+            raise _requests_error(fault.kind, request) from None
         return status, headers, payload
 
     for method in ("GET", "POST"):
         rsps.add_callback(method, pattern, callback=callback)
     return rsps
+
+
+def _requests_error(kind, request):
+    """The ``requests`` exception a client meets for a transport fault."""
+    import requests
+
+    if kind in ("timeout", "slow_reply"):
+        return requests.exceptions.ReadTimeout(
+            "Read timed out. (simulated)", request=request
+        )
+    if kind == "refused":
+        return requests.exceptions.ConnectionError(
+            "Failed to establish a new connection: [Errno 111] Connection "
+            "refused (simulated)",
+            request=request,
+        )
+    return requests.exceptions.ConnectionError(
+        "Connection aborted: RemoteDisconnected (simulated)", request=request
+    )
+
+
+def _reset(sock):
+    """Close with a TCP reset (SO_LINGER 0), as a stopped server does."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -58,9 +80,13 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             status, headers, payload = fm.handle(body, self.path)
         except TransportFault as fault:
-            if fault.kind == "drop":
+            if fault.kind in ("drop", "lost_reply", "refused"):
+                # lost_reply: Moodle did the work; the answer never leaves
+                if fault.kind == "refused":
+                    _reset(self.connection)
                 self.close_connection = True
                 return
+            # timeout: late, then processed; slow_reply: processed, then late
             time.sleep(fm.timeout_sleep)
             status, headers, payload = fault.resume()
         try:
@@ -88,6 +114,18 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request, client_address):
         """Stay quiet when a client disconnects early (timeouts, drops)."""
         return
+
+    def verify_request(self, request, client_address):
+        """During an outage (:meth:`FakeMoodle.outage`) new connections are
+        reset at once; requests on an open keep-alive connection are reset by
+        the handler."""
+        fm = self.fake_moodle
+        if fm.refusing():
+            with fm._lock:
+                fm.fault_counts["refused"] += 1
+            _reset(request)
+            return False
+        return True
 
 
 def serve(fm, host="127.0.0.1", port=0):

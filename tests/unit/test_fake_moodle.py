@@ -1403,3 +1403,370 @@ def test_question_banks_are_51_only(fm, course):
     assert not post("core_course_get_contents", courseid=other)[0]["modules"]
     with pytest.raises(ValueError):
         fm.add_qbank(course)
+
+
+# ------------------------------------------- production-safety fault modes
+class _Clock:
+    """A clock a test moves by hand (``fm.clock``)."""
+
+    def __init__(self, now=1_700_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_outage_refuses_every_request_until_the_clock_passes_it(fm):
+    clock = fm.clock = _Clock()
+    fm.outage(30)
+    assert fm.refusing()
+    for function in ("core_webservice_get_site_info", "core_course_get_categories"):
+        with pytest.raises(requests.exceptions.ConnectionError) as caught:
+            raw_post(encode(function))
+        assert "refused" in str(caught.value)
+    # a refused request never reached Moodle: counted apart, not as a call
+    assert fm.calls == [] and fm.fault_counts["refused"] == 2
+    clock.now += 29
+    with pytest.raises(requests.exceptions.ConnectionError):
+        raw_post(encode("core_webservice_get_site_info"))
+    clock.now += 1
+    assert not fm.refusing()
+    assert raw_post(encode("core_webservice_get_site_info")).status_code == 200
+    fm.refuse_until(clock.now + 5)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        raw_post(encode("core_webservice_get_site_info"))
+    fm.refuse_until(None)
+    assert raw_post(encode("core_webservice_get_site_info")).status_code == 200
+
+
+def test_refused_fault_is_not_delivered(fm):
+    fm.inject("refused", function="core_course_create_courses")
+    body = encode(
+        "core_course_create_courses",
+        params={"courses": [{"fullname": "A", "shortname": "A", "categoryid": 1}]},
+    )
+    with pytest.raises(requests.exceptions.ConnectionError):
+        raw_post(body)
+    assert fm.find_course(shortname="A") is None and fm.calls == []
+    assert raw_post(body).json()[0]["shortname"] == "A"
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("lost_reply", requests.exceptions.ConnectionError),
+        ("slow_reply", requests.exceptions.ReadTimeout),
+    ],
+)
+def test_lost_reply_is_processed_and_the_answer_lost(fm, kind, error):
+    fm.inject(kind, function="core_course_create_courses")
+    body = encode(
+        "core_course_create_courses",
+        params={"courses": [{"fullname": "A", "shortname": "A", "categoryid": 1}]},
+    )
+    post("core_webservice_get_site_info")  # other functions are not affected
+    with pytest.raises(error):
+        raw_post(body)
+    # Moodle did the work: the course is there, and sending again clashes
+    assert fm.find_course(shortname="A")["fullname"] == "A"
+    assert fm.call_counts["core_course_create_courses"] == 1
+    assert fm.fault_counts[kind] == 1
+    error_body = raw_post(body).json()
+    assert error_body["errorcode"] == "shortnametaken"
+
+
+def test_real_http_server_outage_and_lost_reply(served):
+    sim, url = served
+    clock = sim.clock = _Clock()
+    body = encode("core_webservice_get_site_info")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    with requests.Session() as session:
+        assert session.post(url, data=body, headers=headers, timeout=5).ok
+        sim.outage(60)
+        # the open keep-alive connection and a new one are both refused
+        for client in (session, requests):
+            with pytest.raises(requests.exceptions.ConnectionError):
+                client.post(url, data=body, headers=headers, timeout=5)
+        assert sim.calls == [("core_webservice_get_site_info", {})]
+        clock.now += 60
+        assert session.post(url, data=body, headers=headers, timeout=5).ok
+    create = encode(
+        "core_course_create_courses",
+        params={"courses": [{"fullname": "A", "shortname": "A", "categoryid": 1}]},
+    )
+    sim.inject("lost_reply")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.post(url, data=create, headers=headers, timeout=5)
+    assert sim.find_course(shortname="A") is not None
+    sim.timeout_sleep = 0.3
+    sim.inject("slow_reply")
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(
+            url,
+            data=encode(
+                "core_course_create_courses",
+                params={
+                    "courses": [{"fullname": "B", "shortname": "B", "categoryid": 1}]
+                },
+            ),
+            headers=headers,
+            timeout=0.1,
+        )
+    assert sim.find_course(shortname="B") is not None
+
+
+def _dml_error(result):
+    assert result == {
+        "exception": "dml_write_exception",
+        "errorcode": "dmlwriteexception",
+        "message": "Error writing to database",
+    }
+
+
+def test_reject_records_fails_the_whole_batch_like_one_transaction(fm):
+    fm.reject_records("core_course_create_courses", lambda c: c["shortname"] == "BAD")
+    courses = [
+        {"fullname": name, "shortname": name, "categoryid": 1}
+        for name in ("OK1", "BAD", "OK2")
+    ]
+    _dml_error(post("core_course_create_courses", courses=courses))
+    assert fm.find_course(shortname="OK1") is None  # rolled back with the rest
+    assert fm.fault_counts["rejected"] == 1
+    good = [c for c in courses if c["shortname"] != "BAD"]
+    assert [c["shortname"] for c in post("core_course_create_courses", courses=good)]
+    assert fm.find_course(shortname="OK2") is not None
+    fm.debug = True
+    result = post("core_course_create_courses", courses=courses[1:2])
+    assert result["debuginfo"] == "Simulated database error"
+
+
+def test_reject_records_any_write_function_and_times(fm, course):
+    user = make_user("alice")
+    rule = fm.reject_records(predicate=lambda r: r.get("userid") == user, times=1)
+    _dml_error(enrol(course, user))
+    assert fm.enrolled_roles(course, user) == set()
+    assert rule not in fm.rejections  # spent
+    assert enrol(course, user) is None
+    fm.reject_records(errorcode="dmlreadexception")
+    post("core_course_get_categories")  # reads are not concerned
+    result = post(
+        "core_course_create_categories", categories=[{"name": "X", "parent": 0}]
+    )
+    assert result == {
+        "exception": "dml_read_exception",
+        "errorcode": "dmlreadexception",
+        "message": "Error reading from database",
+    }
+
+
+def test_reject_records_in_per_record_updates_warns_for_that_record(fm, course):
+    other = post(
+        "core_course_create_courses",
+        courses=[{"fullname": "Geo", "shortname": "GEO", "categoryid": 1}],
+    )[0]["id"]
+    fm.reject_records("core_course_update_courses", lambda c: c["id"] == course)
+    result = post(
+        "core_course_update_courses",
+        courses=[{"id": course, "fullname": "X"}, {"id": other, "fullname": "Y"}],
+    )
+    assert result["warnings"] == [
+        {
+            "item": "course",
+            "itemid": course,
+            "warningcode": "dmlwriteexception",
+            "message": "Error writing to database",
+        }
+    ]
+    assert fm.courses[course]["fullname"] == "Algebra"
+    assert fm.courses[other]["fullname"] == "Y"
+
+
+def _long(n):
+    return ("x" * n)[:n]
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"), [("shortname", 255), ("fullname", 254), ("idnumber", 100)]
+)
+def test_course_columns_too_long_is_dmlwriteexception(fm, field, limit):
+    def course(value, name):
+        data = {"fullname": name, "shortname": name, "categoryid": 1, field: value}
+        return data
+
+    fits = post("core_course_create_courses", courses=[course(_long(limit), "fits")])
+    assert fits[0]["id"]
+    too = [course("ok", "ok"), course(_long(limit + 1), "long")]
+    _dml_error(post("core_course_create_courses", courses=too))
+    assert sorted(fm.courses) == [1, fits[0]["id"]]  # nothing of the batch
+    # an update fails that course only, as a warning
+    result = post(
+        "core_course_update_courses",
+        courses=[{"id": fits[0]["id"], field: _long(limit + 1)}],
+    )
+    assert result["warnings"][0]["warningcode"] == "dmlwriteexception"
+    assert result["warnings"][0]["message"] == "Error writing to database"
+
+
+def test_column_limits_can_be_switched_off(fm):
+    fm.column_limits = False
+    data = {"fullname": "A", "shortname": _long(300), "categoryid": 1}
+    assert post("core_course_create_courses", courses=[data])[0]["id"]
+
+
+def test_category_name_too_long_is_checked_before_the_database(fm):
+    result = post(
+        "core_course_create_categories",
+        categories=[{"name": _long(256), "parent": 0}],
+    )
+    assert result["errorcode"] == "categorytoolong"
+    assert result["message"] == "Category name too long"
+    assert post(
+        "core_course_create_categories", categories=[{"name": _long(255), "parent": 0}]
+    )[0]["id"]
+    result = post(
+        "core_course_create_categories",
+        categories=[{"name": "C", "parent": 0, "idnumber": _long(101)}],
+    )
+    assert result["errorcode"] == "idnumbertoolong"
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"),
+    [
+        ("username", 100),
+        ("firstname", 100),
+        ("lastname", 100),
+        ("idnumber", 255),
+        ("city", 120),
+        ("phone1", 20),
+        ("phone2", 20),
+        ("institution", 255),
+        ("department", 255),
+        ("address", 255),
+    ],
+)
+def test_user_columns_too_long(fm, field, limit):
+    def user(name, value):
+        data = {
+            "username": name,
+            "firstname": "F",
+            "lastname": "L",
+            "email": f"{name}@x.org",
+            "createpassword": 1,
+            field: value,
+        }
+        return data
+
+    ok = post("core_user_create_users", users=[user("fits", _long(limit))])
+    assert ok[0]["id"]
+    batch = [user("first", "a"), user("second", _long(limit + 1))]
+    if field == "username":
+        batch[0]["username"] = "first"
+    _dml_error(post("core_user_create_users", users=batch))
+    assert fm.find_user(username="first") is None
+    # core_user_update_users: a transaction per user, a warning for this one
+    other = make_user("other")
+    result = post(
+        "core_user_update_users",
+        users=[
+            {"id": ok[0]["id"], field: _long(limit + 1)},
+            {"id": other, "city": "Z"},
+        ],
+    )
+    assert result["warnings"] == [
+        {
+            "item": "user",
+            "itemid": ok[0]["id"],
+            "warningcode": "dmlwriteexception",
+            "message": "Error writing to database",
+        }
+    ]
+    assert fm.users[other]["city"] == "Z"
+
+
+def test_user_email_too_long_and_country_cleaned(fm):
+    email = _long(95) + "@x.org"
+    result = post(
+        "core_user_create_users",
+        users=[
+            {
+                "username": "u",
+                "firstname": "F",
+                "lastname": "L",
+                "email": email,
+                "createpassword": 1,
+            }
+        ],
+    )
+    _dml_error(result)
+    # a country that is not an ISO code becomes the site default (none)
+    userid = make_user("v", country="France")
+    assert fm.users[userid]["country"] == ""
+    assert fm.users[make_user("w", country="FR")]["country"] == "FR"
+
+
+@pytest.mark.parametrize(("field", "limit"), [("name", 254), ("idnumber", 100)])
+def test_group_columns_too_long(fm, course, field, limit):
+    def group(name, value):
+        return {"courseid": course, "name": name, "description": "", field: value}
+
+    ok = post("core_group_create_groups", groups=[group("fits", _long(limit))])
+    _dml_error(
+        post(
+            "core_group_create_groups",
+            groups=[group("a", "a1"), group("b", _long(limit + 1))],
+        )
+    )
+    assert not [g for g in fm.groups.values() if g["name"] == "a"]
+    data = {"id": ok[0]["id"], "name": ok[0]["name"], "description": ""}
+    data[field] = _long(limit + 1)
+    _dml_error(post("core_group_update_groups", groups=[data]))
+
+
+def test_inject_after_lets_the_first_calls_through(fm):
+    fm.inject("http503", function="core_course_get_categories", after=2)
+    for _ in range(2):
+        post("core_webservice_get_site_info")  # other functions do not count
+        assert raw_post(encode("core_course_get_categories")).status_code == 200
+    assert raw_post(encode("core_course_get_categories")).status_code == 503
+    assert raw_post(encode("core_course_get_categories")).status_code == 200
+    assert fm.fault_counts == {"http503": 1}
+
+
+def test_database_failure_faults(fm, course):
+    fm.inject("dmlwriteexception", function="core_course_create_courses")
+    courses = [{"fullname": "G", "shortname": "G", "categoryid": 1}]
+    _dml_error(post("core_course_create_courses", courses=courses))
+    assert fm.find_course(shortname="G") is None
+    assert post("core_course_create_courses", courses=courses)[0]["shortname"] == "G"
+    fm.inject("dmlreadexception")
+    result = post("core_course_get_categories")
+    assert result["exception"] == "dml_read_exception"
+    assert result["message"] == "Error reading from database"
+    # one transaction per record: a warning for each, nothing updated
+    fm.inject("dmlwriteexception")
+    result = post(
+        "core_course_update_courses", courses=[{"id": course, "fullname": "X"}]
+    )
+    assert result == {
+        "warnings": [
+            {
+                "item": "course",
+                "itemid": course,
+                "warningcode": "dmlwriteexception",
+                "message": "Error writing to database",
+            }
+        ]
+    }
+    assert fm.courses[course]["fullname"] == "Algebra"
+
+
+def test_moodle_51_takes_longer_course_full_names(fm51):
+    def create(fullname, shortname):
+        return post(
+            "core_course_create_courses",
+            courses=[{"fullname": fullname, "shortname": shortname, "categoryid": 1}],
+        )
+
+    assert create(_long(1333), "A")[0]["id"]
+    _dml_error(create(_long(1334), "B"))
