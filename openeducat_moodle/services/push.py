@@ -7,6 +7,10 @@ import logging
 
 from psycopg2.extras import execute_values
 
+from odoo import _
+from odoo.exceptions import UserError
+
+from ..sync.accounts import moodle_lang
 from ..sync.push import PushSettings, PushSync
 from ..sync.rows import (
     Batch,
@@ -23,7 +27,22 @@ _logger = logging.getLogger(__name__)
 
 # The keys of extra_data the push core owns (and may remove).
 PUSH_EXTRA_KEYS = frozenset(
-    {"failed_hash", "attempts", "groupid", "note", "enrolled", "shortened"}
+    {
+        "failed_hash",
+        "attempts",
+        "groupid",
+        "note",
+        "enrolled",
+        "shortened",
+        # users: the account another person's row shares, an account found
+        # when Moodle refused a create, how an account was adopted, its
+        # username ("adopt", a Moodle Manager's decision, is the wizard's)
+        "account",
+        "candidate",
+        "adopted",
+        "username",
+        "refused",
+    }
 )
 
 _COLUMNS = (
@@ -379,6 +398,7 @@ class OdooReader:
                 login=logins.get(_m2o(row["user_id"])),
                 active=row["active"],
                 lang=_moodle_lang(row["lang"]),
+                partner_id=_m2o(row["partner_id"]),
             )
         for row in self._read_person(
             "op.faculty",
@@ -402,6 +422,7 @@ class OdooReader:
                 subject_ids=tuple(row["faculty_subject_ids"]),
                 department_id=_m2o(row["main_department_id"]),
                 lang=_moodle_lang(row["lang"]),
+                partner_id=_m2o(row["partner_id"]),
             )
 
 
@@ -417,10 +438,9 @@ def _names(row):
 
 
 def _moodle_lang(lang):
-    """Odoo's ``fr_FR`` → Moodle's ``fr``; English is Moodle's default."""
-    if not lang or lang.startswith("en"):
-        return None
-    return lang.split("_")[0].lower()
+    """Odoo's ``pt_BR`` → Moodle's ``pt_br``, ``fr_FR`` → ``fr``; English is
+    Moodle's default (see :func:`..sync.accounts.moodle_lang`)."""
+    return moodle_lang(lang)
 
 
 class SyncPush:
@@ -456,6 +476,8 @@ class SyncPush:
             unenrol_limit_percent=instance.unenrol_limit_percent,
             unenrol_limit_count=instance.unenrol_limit_count,
             unenrol_confirmed=frozenset(instance.unenrol_confirmed_keys or ()),
+            adopt_accounts=instance.adopt_existing_accounts or "review",
+            adopt_keep_auth=instance.adopt_keep_auth,
         )
 
     def run(self, phases=None, seeds=None, engine=PushSync, department_ids=None):
@@ -469,10 +491,29 @@ class SyncPush:
         """
         settings = self.settings()
         if department_ids:
-            settings.department_ids = frozenset(department_ids)
+            # Narrowed, never widened: a department the instance does not
+            # serve is not pushed to it.
+            chosen = frozenset(department_ids)
+            served = settings.department_ids
+            settings.department_ids = (chosen & served) if served else chosen
+            if not settings.department_ids:
+                raise UserError(
+                    _(
+                        "%s serves none of the chosen departments.",
+                        self.instance.name,
+                    )
+                )
         if phases:
             phases = [p for p in settings.phases if p in phases]
         snapshot, scope = OdooReader(self.instance.env).snapshot(seeds)
+        if department_ids:
+            # Only the chosen departments' enrolments may be unenrolled.
+            scope = dict(scope or {})
+            scope["programs"] = {
+                p.id
+                for p in snapshot.programs.values()
+                if p.department_id in settings.department_ids
+            }
         store = OdooStore(self.instance)
         if engine is PushSync:
             self.engine = engine(self.client, store, settings, dry_run=self.dry_run)

@@ -14,6 +14,14 @@ fails only the records that needed it; a course found deleted in Moodle loses
 its mapping (and those of its groups and enrolments), as the drift check would
 do, so that the push creates it again. Unenrolments above a limit are held until
 a Moodle Manager confirms them (:class:`PushSettings`).
+
+People: one Moodle account per email address (letter case aside), as Moodle
+requires: a student and a faculty member who are one person share one account
+(:func:`.accounts.same_person`), anyone else with an email address already
+used is blocked with the reason. An account found by our idnumber is ours; an
+existing account found by email address or username is adopted only as the
+instance's policy says (:mod:`.accounts`), and a username that is taken gets a
+deterministic suffix.
 """
 
 import collections
@@ -22,11 +30,12 @@ import datetime
 import math
 import re
 
-from ..moodle.errors import MoodleRecordError
-from . import idnumbers, limits
+from ..moodle.errors import MoodleAccessError, MoodleRecordError
+from . import accounts, idnumbers, limits
 from .backoff import next_attempt
 from .hashing import payload_hash
 from .ordering import parents_first
+from .rows import Person
 from .store import Mapping
 
 CATEGORY, COURSE, USER, GROUP, ENROLMENT = (
@@ -50,6 +59,8 @@ CREATE, UPDATE, UNCHANGED, BLOCKED, WAITING, UNENROL = (
 # Result records beside those: a payload shortened to fit Moodle's columns,
 # an unenrolment held until confirmed, a record whose send failed.
 SHORTENED, HELD, FAILED = "shortened", "held", "failed"
+# A person whose account is another's (a student who also teaches).
+SHARED = "shared"
 
 MAX_ATTEMPTS_KEPT = 10
 # ``failed_hash`` of an enrolment mapping whose unenrolment failed (a payload
@@ -58,8 +69,18 @@ UNENROL_DIGEST = "unenrol"
 # Never hold this many unenrolments or fewer, whatever the percentage says: a
 # student leaving a program withdraws from all of its subjects at once.
 UNENROL_LIMIT_FLOOR = 10
-_USERNAME_BAD = re.compile(r"[^a-z0-9_.@-]")
+# Moodle's refusals to change an account the connector meant to adopt: the
+# account is not taken (a site administrator, a remote or guest account…).
+_NOT_ADOPTABLE = frozenset(
+    {
+        "usernotupdatedadmin",
+        "usernotupdatedremote",
+        "usernotupdatedguest",
+        "usernotupdateddeleted",
+    }
+)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PERSON = Person(0, "", "", "", None)
 
 
 @dataclasses.dataclass
@@ -81,6 +102,12 @@ class PushSettings:
         of held unenrolments a Moodle Manager confirmed: these go, and do not
         count against the limit; a confirmation covers the keys it lists and
         no other, so confirming 300 never releases 3000
+    :ivar adopt_accounts: when an existing Moodle account without one of our
+        idnumbers is taken for a person whose email address (or username) it
+        holds: ``never``, ``review`` (after a Moodle Manager's approval in the
+        Initial Import wizard, the default) or ``auto`` (see :mod:`.accounts`)
+    :ivar adopt_keep_auth: an adopted account keeps its authentication method
+        (and so its password or single sign-on): ``auth`` is never sent for it
 
     The limit is ``max(UNENROL_LIMIT_FLOOR, min(count, ceil(percent × the
     instance's enrolments / 100)))``, and the unconfirmed unenrolments of a
@@ -101,6 +128,8 @@ class PushSettings:
     unenrol_limit_percent: float = 5.0
     unenrol_limit_count: int = 200
     unenrol_confirmed: frozenset = frozenset()
+    adopt_accounts: str = accounts.REVIEW
+    adopt_keep_auth: bool = True
 
 
 @dataclasses.dataclass
@@ -179,12 +208,6 @@ class PushResult:
         return sum(getattr(p, field) for p in self.phases.values())
 
 
-def username_for(person):
-    """Moodle username: the person's login, else the email, cleaned up."""
-    base = (person.login or person.email or "").strip().lower()
-    return _USERNAME_BAD.sub("", base)
-
-
 class PushSync:
     """Plan and apply a push for one Moodle instance.
 
@@ -215,6 +238,21 @@ class PushSync:
         self._courses_lost = set()
         # {course key: reason} of the courses found deleted in Moodle.
         self._lost = {}
+        # Users: the site allows extended characters in usernames (asked once
+        # when needed); {key: "email" | "username"} of the accounts adopted by
+        # that match in this run, {key: Moodle id before} of the adoptions
+        # under way; {key: reason} of records Moodle refused that are blocked
+        # instead of failed.
+        self._extended = None
+        self._adoptions = {}
+        self._adopting = {}
+        self._blocked_instead = {}
+        # {key: note} of the usernames given a suffix because theirs is taken.
+        self._renamed = {}
+        # Existing accounts matched by email address or username, for a
+        # Moodle Manager's review (dicts: key, res_model, res_id, label,
+        # moodle_id, username, email, match, decision).
+        self.candidates = []
 
     # ------------------------------------------------------------------
     # Entry point
@@ -399,7 +437,7 @@ class PushSync:
         yield from faculty.values()
 
     def _phase_users(self, result):
-        items = []
+        items, people = [], {}
         mapped = self._map(USER)
         for person in self._people():
             key = (
@@ -417,27 +455,224 @@ class PushSync:
             )
             if not person.active and key not in mapped:
                 continue  # an archived person never gets a new account
-            reason = self._person_problem(person)
-            if reason:
-                item.blocked = reason
-            else:
-                item.payload = {
-                    "username": username_for(person),
-                    "firstname": person.first_name.strip(),
-                    "lastname": person.last_name.strip(),
-                    "email": person.email.strip(),
-                    "idnumber": key,
-                    "auth": self.settings.auth,
-                    "suspended": 0 if person.active else 1,
-                }
-                for field in ("lang", "city", "country", "phone"):
-                    value = getattr(person, field)
-                    if value:
-                        item.payload["phone1" if field == "phone" else field] = value
-                self._fit(item)
+            item.blocked = self._person_problem(person)
+            if not item.blocked:
+                item.payload = self._user_payload(person, mapped.get(key))
+                if item.payload["username"]:
+                    self._fit(item)
+                else:
+                    item.payload = None
+                    item.blocked = "no usable login or email for a Moodle username"
             items.append(item)
-        self._sync(items, result)
+            people[key] = person
+        aliases = self._one_account_per_email(items, people)
+        own = [item for item in items if item.key not in aliases]
+        self._unique_usernames(own, people)
+        self._sync(own, result)
+        self._link_aliases(
+            [item for item in items if item.key in aliases], aliases, result
+        )
         self.result.phases[result.phase] = result
+
+    def _user_payload(self, person, mapping):
+        has_account = bool(mapping and mapping.moodle_id)
+        payload = {
+            "username": self._username(person, mapping if has_account else None),
+            "firstname": person.first_name.strip(),
+            "lastname": person.last_name.strip(),
+            "email": person.email.strip(),
+            "idnumber": idnumbers.student(person.id)
+            if person.kind == "student"
+            else idnumbers.faculty(person.id),
+            "auth": self.settings.auth,
+            "suspended": 0 if person.active else 1,
+        }
+        adopted = has_account and mapping.extra.get("adopted")
+        if adopted and self.settings.adopt_keep_auth:
+            # An adopted account keeps how it logs in (and its password).
+            del payload["auth"]
+        for field in ("lang", "city", "country", "phone"):
+            value = getattr(person, field)
+            if value:
+                payload["phone1" if field == "phone" else field] = value
+        return payload
+
+    def _username(self, person, mapping=None):
+        """The person's Moodle username (:func:`.accounts.username`); an
+        account the connector created or adopted keeps the one it has."""
+        if mapping and mapping.extra.get("username"):
+            return mapping.extra["username"]
+        base = person.login or person.email or ""
+        extended = accounts.needs_extended(base) and self._extended_usernames()
+        return accounts.username(base, extended)
+
+    def _extended_usernames(self):
+        """Whether the site allows extended characters in usernames
+        (``$CFG->extendedusernamechars``, not shown to web services): Moodle
+        refuses a look-up by a username that its cleaning would change."""
+        if self._extended is None:
+            try:
+                self.client.get_users_by_field("username", [accounts.EXTENDED_PROBE])
+                self._extended = True
+            except MoodleRecordError:
+                self._extended = False
+        return self._extended
+
+    def _own_account(self, key):
+        """The Moodle id of the account mapped to this very record (not one
+        it shares), or ``None``."""
+        mapping = self._map(USER).get(key)
+        if mapping and mapping.moodle_id and not mapping.extra.get("account"):
+            return mapping.moodle_id
+        return None
+
+    def _email_rank(self, item, person):
+        """Who keeps an email address two of our people have: the one whose
+        account already holds it unchanged, then one with an account, an
+        active one, a student, the lowest id."""
+        mapping = self._map(USER).get(item.key)
+        own = bool(self._own_account(item.key))
+        unchanged = (
+            own
+            and mapping.state == "synced"
+            and mapping.sync_hash == payload_hash(item.payload)
+        )
+        student = person.kind == "student"
+        return (not unchanged, not own, not person.active, not student, person.id)
+
+    def _one_account_per_email(self, items, people):
+        """Moodle allows one account per email address, letter case aside.
+
+        Of our people with one email address, a student and a faculty member
+        who are one person (:func:`.accounts.same_person`) share one account:
+        the one of the first (see :meth:`_email_rank`), which keeps its
+        idnumber; the other's enrolments use it. Anyone else is blocked with
+        the reason, and sent once the address is changed.
+
+        :return: ``{key of a person sharing an account: key of its owner}``
+        """
+        mapped = self._map(USER)
+        groups = collections.defaultdict(list)
+        for item in items:
+            if item.payload:
+                groups[item.payload["email"].lower()].append(item)
+        aliases = {}
+        for group in groups.values():
+            if len(group) < 2:
+                continue
+            group.sort(key=lambda i: self._email_rank(i, people[i.key]))
+            first = group[0]
+            for item in group[1:]:
+                person = people[item.key]
+                if (
+                    accounts.same_person(people[first.key], person)
+                    and not self._own_account(item.key)
+                    and first.key not in aliases.values()
+                ):
+                    aliases[item.key] = first.key
+                    if person.active:
+                        first.payload["suspended"] = 0
+                    continue
+                email = item.payload["email"]
+                item.payload = None
+                item.blocked = (
+                    f"email address {email} is already used by {first.label} "
+                    f"({first.key}): Moodle allows one account per email address; "
+                    "change one of them in OpenEduCat"
+                )
+        # A push of some records only may not read the other person: the link
+        # stored on the mapping holds until a full push sees both again.
+        keys = {item.key for item in items}
+        for item in items:
+            mapping = mapped.get(item.key)
+            owner = mapping.extra.get("account") if mapping else None
+            if item.payload and owner and owner not in keys:
+                aliases[item.key] = owner
+        shared = set(aliases.values()) | {
+            m.extra["account"] for m in mapped.values() if m.extra.get("account")
+        }
+        for item in items:
+            if item.key in shared and item.payload and not people[item.key].active:
+                # Someone else still logs in with this account.
+                linked = [people.get(k) for k, o in aliases.items() if o == item.key]
+                if not linked or any(p is None or p.active for p in linked):
+                    item.payload["suspended"] = 0
+        return aliases
+
+    def _unique_usernames(self, items, people):
+        """Two of our people with one username: those with an account keep
+        theirs, then a student, the lowest id; the others get a suffix
+        (:func:`.accounts.with_suffix`) before anything is sent."""
+        taken = {}
+        ranked = sorted(
+            (item for item in items if item.payload),
+            key=lambda i: (
+                not self._own_account(i.key),
+                i.res_model != "op.student",
+                i.res_id,
+            ),
+        )
+        for item in ranked:
+            name = item.payload["username"]
+            if name in taken and not self._own_account(item.key):
+                why = f"also the username of {taken[name]}"
+                self._rename(item, people[item.key], why)
+                name = item.payload and item.payload["username"]
+            if name:
+                taken.setdefault(name, item.key)
+
+    def _rename(self, item, person, why):
+        """Give the item its suffixed username, or block it when that one
+        would not fit Moodle's column."""
+        old = item.payload["username"]
+        new = accounts.with_suffix(old, person.kind, person.id)
+        if len(new) > accounts.USERNAME_LIMIT:
+            item.payload = None
+            item.blocked = (
+                f"username {old} is taken ({why}) and {new} is longer than Moodle "
+                f"allows ({accounts.USERNAME_LIMIT}): shorten the login in OpenEduCat"
+            )
+            return
+        item.payload = dict(item.payload, username=new)
+        self._renamed[item.key] = f"username {old} is taken ({why}): created as {new}"
+
+    def _link_aliases(self, items, aliases, result):
+        """Map the people who share another's account (see
+        :meth:`_one_account_per_email`): their row names the owner's key and
+        holds no Moodle id of its own; their enrolments use the owner's."""
+        saved = []
+        for item in items:
+            owner = aliases[item.key]
+            if self._moodle_id(USER, owner) is None:
+                self._block(
+                    item,
+                    f"shares the Moodle account of {owner}, which is not synced yet",
+                    result,
+                )
+                continue
+            mapping = self._map(USER).get(item.key)
+            if (
+                mapping
+                and mapping.state == "synced"
+                and (mapping.extra.get("account") == owner)
+            ):
+                result.unchanged += 1
+                continue
+            mapping = mapping or Mapping(USER, item.key, item.res_model, item.res_id)
+            mapping.moodle_id = None
+            mapping.idnumber = owner
+            mapping.sync_hash = None
+            mapping.state = "synced"
+            mapping.retry_count, mapping.next_retry, mapping.last_error = 0, None, None
+            mapping.last_sync = self.now
+            mapping.extra["account"] = owner
+            for key in ("failed_hash", "username", "adopted", "candidate"):
+                mapping.extra.pop(key, None)
+            result.adopted += 1
+            saved.append(mapping)
+            self._map(USER)[item.key] = mapping
+        if not self.dry_run:
+            self._save(saved)
 
     @staticmethod
     def _person_problem(person):
@@ -450,8 +685,6 @@ class PushSync:
             or not (person.last_name or "").strip()
         ):
             return "first name and last name are both required by Moodle"
-        if not username_for(person):
-            return "no usable login or email for a Moodle username"
         return None
 
     def _phase_batches(self, result):
@@ -565,8 +798,22 @@ class PushSync:
         self.result.phases[result.phase] = result
 
     def _in_scope(self, mapping):
+        """Whether this run may unenrol what ``mapping`` records.
+
+        ``scope`` (``None``: everything) may name the records a partial push
+        is about (``enrolments``, ``faculty``) and the programs a push limited
+        to some departments covers (``programs``): an enrolment in another
+        program is no concern of such a run.
+        """
         if self.scope is None:
             return True
+        programs = self.scope.get("programs")
+        if programs is not None:
+            parsed = idnumbers.parse(mapping.key.partition("@")[2])
+            if not parsed or parsed[1][1] not in programs:
+                return False
+            if "enrolments" not in self.scope and "faculty" not in self.scope:
+                return True
         if mapping.res_model == "op.student.course":
             return mapping.res_id in self.scope.get("enrolments", ())
         if mapping.res_model == "op.faculty":
@@ -583,8 +830,11 @@ class PushSync:
         return self._maps[kind]
 
     def _moodle_id(self, kind, key):
-        """The Moodle id of a mapped object, or ``None`` when not synced."""
+        """The Moodle id of a mapped object, or ``None`` when not synced (a
+        person who shares another's account has that account's id)."""
         mapping = self._map(kind).get(key)
+        if kind == USER and mapping and mapping.extra.get("account"):
+            mapping = self._map(kind).get(mapping.extra["account"])
         if mapping and mapping.moodle_id:
             return mapping.moodle_id
         return None
@@ -673,17 +923,14 @@ class PushSync:
         if self.dry_run:
             return
         mapping = self._map(item.kind).get(item.key)
-        if (
-            mapping
-            and mapping.state in ("blocked", "synced")
-            and mapping.last_error == reason
-        ):
+        if mapping and mapping.state == "blocked" and mapping.last_error == reason:
             return
         mapping = mapping or Mapping(
             item.kind, item.key, item.res_model, item.res_id, idnumber=item.idnumber
         )
-        if mapping.state != "synced":
-            mapping.state = "blocked"
+        # Blocked even when the object is in Moodle (it keeps its Moodle id):
+        # every record with a problem is found by its state.
+        mapping.state = "blocked"
         mapping.last_error = reason
         self._save([mapping])
 
@@ -713,7 +960,14 @@ class PushSync:
         if moodle_id:
             mapping.moodle_id = moodle_id
         mapping.idnumber = item.idnumber
-        mapping.sync_hash = item.digest or payload_hash(item.payload)
+        if item.kind == USER:
+            # What was sent: an adoption or a free username may have changed
+            # the planned payload, and the next run plans the same.
+            mapping.sync_hash = payload_hash(item.payload)
+            for key in ("account", "candidate"):
+                mapping.extra.pop(key, None)
+        else:
+            mapping.sync_hash = item.digest or payload_hash(item.payload)
         mapping.state = "synced"
         mapping.retry_count = 0
         mapping.next_retry = None
@@ -727,12 +981,20 @@ class PushSync:
             mapping.extra.pop("shortened", None)
         if extra:
             mapping.extra.update(extra)
+        if item.kind == ENROLMENT and (mapping.extra.get("groupid") or None) != (
+            item.payload.get("groupid") or None
+        ):
+            # Enrolled, but not (yet) in its batch's group: Moodle stopped
+            # before the membership call, or refused it. Not taken for done:
+            # the next run makes the membership (the enrolment is not resent).
+            mapping.sync_hash = None
         return mapping
 
     def _failed(self, item, error):
         mapping = self._map(item.kind).get(item.key) or Mapping(
             item.kind, item.key, item.res_model, item.res_id, idnumber=item.idnumber
         )
+        self._adoption_failed(item, mapping)
         return self._fail(mapping, error, item.digest or payload_hash(item.payload))
 
     def _fail(self, mapping, error, digest):
@@ -769,9 +1031,11 @@ class PushSync:
                 if outcome.status == FAILED
             }
         )
-        saved, blocked, again = [], [], []
+        saved, blocked, again, refused = [], [], [], []
         for item, outcome in zip(items, batch.outcomes, strict=True):
-            if outcome.ok:
+            if outcome.status == FAILED and self._refusal_blocks(item, outcome):
+                refused.append(item)
+            elif outcome.ok:
                 moodle_id = None
                 if isinstance(outcome.value, dict):
                     moodle_id = outcome.value.get("id")
@@ -790,6 +1054,8 @@ class PushSync:
         self._save(saved)
         for item in blocked:
             self._block(item, self._not_synced(_course_key(item.key)), result)
+        for item in refused:
+            self._block(item, self._blocked_instead.pop(item.key), result)
         if batch.aborted is not None:
             raise batch.aborted
         if again:
@@ -889,20 +1155,105 @@ class PushSync:
             USER: self.client.create_users,
             GROUP: self.client.create_groups,
         }[kind]
-        batch = method(records)
+        extras = None
+        if kind == USER:
+            batch = self._send_users(method, records)
+            self._explain_refused_users(items, batch)
+            extras = {}
+            for item in items:
+                extras[item.key] = {"username": item.payload["username"]}
+                if item.key in self._renamed:
+                    extras[item.key]["note"] = self._renamed[item.key]
+        else:
+            batch = method(records)
         if kind == COURSE:
             self._fresh_courses.update(
                 o.value["id"] for o in batch.outcomes if o.ok and o.value
             )
-        self._finish(items, batch, result, "created")
+        self._finish(items, batch, result, "created", extras)
 
     def _create_record(self, item):
         record = dict(item.payload)
         if item.kind == USER:
             record.pop("suspended", None)
-            if record["auth"] == "manual":
+            if record.get("auth") == "manual":
                 record["createpassword"] = 1
         return record
+
+    def _send_users(self, method, records):
+        """Create or update users. A record Moodle refuses that carries a
+        language is sent once more without it: Moodle refuses a language whose
+        pack it lacks (``invalidparameter``), and that never blocks an
+        account; it then has the site's default language, and a note says
+        why."""
+        batch = method(records)
+        again = [
+            index
+            for index, outcome in enumerate(batch.outcomes)
+            if outcome.status == FAILED
+            and outcome.record.get("lang")
+            and getattr(outcome.error, "errorcode", None) == "invalidparameter"
+        ]
+        if not again or batch.aborted is not None:
+            return batch
+        retry = method(
+            [
+                {k: v for k, v in batch.outcomes[i].record.items() if k != "lang"}
+                for i in again
+            ]
+        )
+        for index, outcome in zip(again, retry.outcomes, strict=True):
+            first = batch.outcomes[index]
+            if outcome.ok:
+                first.status, first.value = outcome.status, outcome.value
+                first.error = None
+                first.note = (
+                    f"language {first.record['lang']} is not installed in Moodle: "
+                    "the account has the site's default language"
+                )
+            elif outcome.status == FAILED:
+                first.error = outcome.error
+            else:
+                first.status, first.error = outcome.status, None
+        batch.aborted = retry.aborted
+        return batch
+
+    def _explain_refused_users(self, items, batch):
+        """Why Moodle refused to create these users, when it is an account
+        that already holds the email address in another letter case: on
+        PostgreSQL the look-up by email compares case and misses it, while the
+        create compares without case and refuses (``invalidparameter``).
+        ``core_user_get_users`` finds it (optional: without it in the service
+        the records fail as Moodle said). Such a record is blocked with the
+        reason instead of failed, and the account is remembered on the mapping
+        as a candidate for adoption."""
+        for item, outcome in zip(items, batch.outcomes, strict=True):
+            if outcome.status != FAILED or (
+                getattr(outcome.error, "errorcode", None) != "invalidparameter"
+            ):
+                continue
+            email = item.payload["email"]
+            try:
+                answer = self.client.call(
+                    "core_user_get_users", criteria=[{"key": "email", "value": email}]
+                )
+            except (MoodleAccessError, MoodleRecordError):
+                return  # cannot tell: the records fail as Moodle said
+            found = [
+                u
+                for u in (answer or {}).get("users") or []
+                if (u.get("email") or "").lower() == email.lower()
+            ]
+            if not found:
+                continue
+            account = found[0]
+            mapping = self._map(USER).get(item.key) or Mapping(
+                USER, item.key, item.res_model, item.res_id, idnumber=item.idnumber
+            )
+            if not idnumbers.parse(account.get("idnumber")):
+                mapping.extra["candidate"] = account["id"]
+            self._map(USER)[item.key] = mapping
+            self._blocked_instead[item.key] = self._taken(item, account)
 
     def _settle_refused(self, items, result):
         """Settle the items whose lookup Moodle refused (a failure, with the
@@ -915,6 +1266,8 @@ class PushSync:
                 rest.append(item)
             elif problem[0] == BLOCKED:
                 self._block(item, problem[1], result)
+            elif problem[0] == SHARED:
+                self._link_aliases([item], {item.key: problem[1]}, result)
             else:
                 failed.append(self._failed(item, problem[1]))
                 result.failed += 1
@@ -938,11 +1291,16 @@ class PushSync:
                     if c.get("idnumber")
                 }
             if kind == COURSE and self._moodle_courses is None:
-                self._moodle_courses = {
-                    c["idnumber"]: c
-                    for c in self.client.get_courses_by_field()
-                    if c.get("idnumber")
-                }
+                try:
+                    self._moodle_courses = {
+                        c["idnumber"]: c
+                        for c in self.client.get_courses_by_field()
+                        if c.get("idnumber")
+                    }
+                except MoodleRecordError:
+                    # Listing every course fails while any course of the
+                    # site is being deleted: ask for ours, one by one.
+                    return self._find_courses_one_by_one(items)
         except MoodleRecordError as err:
             for item in items:
                 self._problems[item.key] = (FAILED, err)
@@ -957,6 +1315,16 @@ class PushSync:
             return self._find_groups(items)
         return {}
 
+    def _find_courses_one_by_one(self, items):
+        """Courses by idnumber, one call each: a refusal costs its item only."""
+        found = {}
+        for item in items:
+            try:
+                found[item.key] = self.client.get_course_by_idnumber(item.idnumber)
+            except MoodleRecordError as err:
+                self._problems[item.key] = (FAILED, err)
+        return found
+
     def _adopt(self, kind, items):
         """Map the objects already in Moodle instead of creating them."""
         found = self._find(kind, items)
@@ -967,12 +1335,62 @@ class PushSync:
                 mapping = self._map(kind).get(item.key) or Mapping(
                     kind, item.key, item.res_model, item.res_id, idnumber=item.idnumber
                 )
+                if kind == USER:
+                    self._adopting[item.key] = mapping.moodle_id
+                    self._prepare_adoption(item, mapping, match)
                 mapping.moodle_id = match["id"]
                 self._map(kind)[item.key] = mapping
                 adopted.append(item)
             else:
                 rest.append(item)
         return adopted, rest
+
+    def _prepare_adoption(self, item, mapping, account):
+        """An account adopted by email address or username keeps its username
+        and (unless the instance says otherwise) its authentication method;
+        the mapping remembers both, so that later pushes send the same."""
+        how = self._adoptions.get(item.key)
+        if not how:
+            return  # found by our idnumber: ours already
+        payload = dict(item.payload)
+        payload["username"] = account.get("username") or payload["username"]
+        if self.settings.adopt_keep_auth:
+            payload.pop("auth", None)
+        item.payload = payload
+        mapping.extra["adopted"] = how
+        mapping.extra["username"] = payload["username"]
+
+    def _adoption_failed(self, item, mapping):
+        """Moodle refused the update that adopts an account: it is not ours."""
+        if item.key not in self._adopting:
+            return
+        mapping.moodle_id = self._adopting.pop(item.key)
+        for key in ("adopted", "username"):
+            mapping.extra.pop(key, None)
+
+    def _refusal_blocks(self, item, outcome):
+        """True when a record Moodle refused is blocked (with a reason in
+        ``_blocked_instead``) rather than failed: an account Moodle will not
+        let the connector change (a site administrator…), or an email address
+        an account already holds."""
+        code = getattr(outcome.error, "errorcode", None)
+        if item.key in self._adopting and code in _NOT_ADOPTABLE:
+            mapping = self._map(USER)[item.key]
+            account = mapping.moodle_id
+            self._adoption_failed(item, mapping)
+            reason = (
+                f"Moodle account {account} has this person's email address or "
+                f"username, but Moodle does not let the connector change it "
+                f"({outcome.error}): it is never adopted; change the email address "
+                "in OpenEduCat or in Moodle"
+            )
+            # Remembered: no later push asks Moodle again.
+            mapping.extra["refused"] = {
+                **(mapping.extra.get("refused") or {}),
+                str(account): reason,
+            }
+            self._blocked_instead[item.key] = reason
+        return item.key in self._blocked_instead
 
     def _users_by(self, field, values):
         """``core_user_get_users_by_field``, split when Moodle refuses a value
@@ -992,6 +1410,11 @@ class PushSync:
         return users + more, {**refused, **also}
 
     def _find_users(self, items):
+        """``{key: account}`` of the users to adopt instead of creating: those
+        with our idnumber (ours), and existing accounts matched by email
+        address or username as the instance's policy allows (:meth:`_choose`).
+        The others are blocked with the reason (``self._problems``), or keep
+        going to the create with a free username."""
         found = {}
         users, refused = self._users_by("idnumber", [i.key for i in items])
         by_idnumber = {u.get("idnumber"): u for u in users}
@@ -1003,28 +1426,280 @@ class PushSync:
                 self._problems[item.key] = (FAILED, refused[item.key])
             else:
                 rest.append(item)
-        for field in ("email", "username"):
-            if not rest:
-                break
-            values = sorted({i.payload[field].lower() for i in rest})
-            users, refused = self._users_by(field, values)
-            users = {(u.get(field) or "").lower(): u for u in users}
-            still = []
-            for item in rest:
-                value = item.payload[field].lower()
-                if value in refused:
-                    self._problems[item.key] = (FAILED, refused[value])
-                    continue
-                user = users.get(value)
-                idnumber = (user or {}).get("idnumber") or ""
-                if user and not idnumbers.parse(idnumber):
-                    found[item.key] = user
-                else:
-                    # Unknown, or an account that belongs to another of our
-                    # records: the create call will report the clash.
-                    still.append(item)
-            rest = still
+        if rest:
+            found.update(self._decide(rest, self._account_matches(rest)))
         return found
+
+    def _account_matches(self, items):
+        """The existing accounts each item matches, and by what:
+        ``{key: {Moodle id: (account, {"email", "username"})}}``.
+
+        Emails are compared without letter case. Moodle on PostgreSQL compares
+        case in a look-up by email, so each address is looked up as given, in
+        lower and in upper case (Moodle stores what it was sent); accounts
+        remembered on the mapping (found when Moodle refused a create, or
+        approved by a Moodle Manager) are looked up by id.
+        """
+        emails = sorted({v for i in items for v in _email_forms(i.payload["email"])})
+        by_email, refused = self._users_by("email", emails)
+        names = sorted({i.payload["username"] for i in items})
+        by_username, refused_names = self._users_by("username", names)
+        remembered = {}
+        for item in items:
+            mapping = self._map(USER).get(item.key)
+            extra = mapping.extra if mapping else {}
+            ids = {extra.get("candidate"), (extra.get("adopt") or {}).get("moodle_id")}
+            ids = {i for i in ids if isinstance(i, int)}
+            if ids:
+                remembered[item.key] = ids
+        by_id = []
+        if remembered:
+            wanted = sorted(set().union(*remembered.values()))
+            by_id = self._users_by("id", wanted)[0]
+        index_email, index_name = (
+            collections.defaultdict(dict),
+            collections.defaultdict(dict),
+        )
+        for account in by_email + by_username + by_id:
+            index_email[(account.get("email") or "").lower()][account["id"]] = account
+            index_name[account.get("username")][account["id"]] = account
+        matches = {}
+        for item in items:
+            email, name = item.payload["email"], item.payload["username"]
+            problem = refused_names.get(name) or next(
+                (refused[v] for v in _email_forms(email) if v in refused), None
+            )
+            if problem:
+                self._problems[item.key] = (FAILED, problem)
+                continue
+            found = {}
+            for account in index_email.get(email.lower(), {}).values():
+                found.setdefault(account["id"], (account, set()))[1].add("email")
+            for account in index_name.get(name, {}).values():
+                found.setdefault(account["id"], (account, set()))[1].add("username")
+            matches[item.key] = found
+        return matches
+
+    def _decide(self, items, matches):
+        """Apply the adoption policy to each item's matches; return
+        ``{key: account}`` of the accounts adopted."""
+        policy = self.settings.adopt_accounts
+        claims = collections.Counter(mid for m in matches.values() for mid in m)
+        found, automatic, creates = {}, [], []
+        for item in items:
+            if item.key not in matches:
+                continue  # Moodle refused the look-up: settled as a failure
+            choice = self._choose(item, matches[item.key], policy, claims)
+            if choice is None:
+                creates.append(item)
+            elif choice[0] == "adopt":
+                found[item.key] = choice[1]
+                self._adoptions[item.key] = choice[2]
+            elif choice[0] == "auto":
+                automatic.append((item, choice[1]))
+            elif choice[0] == SHARED:
+                self._problems[item.key] = choice
+            else:
+                self._problems[item.key] = (BLOCKED, choice[1])
+        found.update(self._adopt_automatically(automatic))
+        self._free_usernames(creates, matches)
+        return found
+
+    def _choose(self, item, match, policy, claims):
+        """What to do with one person's matches: ``None`` (create an account),
+        ``("adopt", account, how)``, ``("auto", account)`` (adopt if its
+        rights allow) or ``("block", reason)``.
+
+        A Moodle Manager's decisions (the Initial Import wizard) are on the
+        mapping: ``extra["adopt"] = {"moodle_id": the approved account,
+        "separate": [accounts that are someone else]}``; an approval holds
+        only while the account still matches and carries none of our
+        idnumbers.
+        """
+        others = {}
+        for mid, (account, fields) in match.items():
+            if not idnumbers.parse(account.get("idnumber")):
+                others[mid] = (account, fields)
+            elif "email" in fields and self._same_person_account(item, account):
+                return (SHARED, account["idnumber"])
+            elif "email" in fields:
+                return ("block", self._taken(item, account))
+        mapping = self._map(USER).get(item.key)
+        extra = mapping.extra if mapping else {}
+        for mid, reason in (extra.get("refused") or {}).items():
+            if others.pop(int(mid), (None, ()))[1]:
+                return ("block", reason)
+        decision = extra.get("adopt") or {}
+        if policy != accounts.NEVER:
+            self._note_candidates(item, others, decision)
+        chosen = decision.get("moodle_id")
+        if chosen in others and policy != accounts.NEVER:
+            fields = others[chosen][1]
+            how = "email" if "email" in fields else "username"
+            return ("adopt", others[chosen][0], how)
+        separate = None
+        for mid in decision.get("separate") or ():
+            if mid in others:
+                account, fields = others.pop(mid)
+                separate = separate or ("email" in fields and account)
+        if separate:
+            return ("block", self._taken(item, separate, separate=True))
+        by_email = [a for a, fields in others.values() if "email" in fields]
+        if policy == accounts.NEVER or not others:
+            return ("block", self._taken(item, by_email[0])) if by_email else None
+        if policy == accounts.AUTO and len(others) == 1:
+            mid, (account, fields) = next(iter(others.items()))
+            if "email" in fields and claims[mid] == 1:
+                return ("auto", account)
+        return ("block", self._review_reason(item, others, policy, claims))
+
+    def _same_person_account(self, item, account):
+        """Our account of a student (or faculty member) that this faculty
+        member (or student) is, by the account's email address and names (a
+        push of some records only does not read the other person)."""
+        parsed = idnumbers.parse(account.get("idnumber"))
+        kind = item.res_model.split(".")[-1]
+        if not parsed or parsed[0] not in ("student", "faculty") or parsed[0] == kind:
+            return False
+        first = dataclasses.replace(
+            _PERSON,
+            kind=kind,
+            first_name=item.payload["firstname"],
+            last_name=item.payload["lastname"],
+            email=item.payload["email"],
+        )
+        other = dataclasses.replace(
+            _PERSON,
+            kind=parsed[0],
+            first_name=account.get("firstname"),
+            last_name=account.get("lastname"),
+            email=account.get("email"),
+        )
+        return accounts.same_person(first, other)
+
+    def _note_candidates(self, item, others, decision):
+        for mid, (account, fields) in sorted(others.items()):
+            self.candidates.append(
+                {
+                    "key": item.key,
+                    "res_model": item.res_model,
+                    "res_id": item.res_id,
+                    "label": item.label,
+                    "moodle_id": mid,
+                    "username": account.get("username") or "",
+                    "email": account.get("email") or "",
+                    "match": ", ".join(sorted(fields)),
+                    "decision": "adopt"
+                    if decision.get("moodle_id") == mid
+                    else "separate"
+                    if mid in (decision.get("separate") or ())
+                    else None,
+                }
+            )
+
+    def _taken(self, item, account, separate=False):
+        """Why a person cannot have an account: its email address is held by
+        ``account``."""
+        email = item.payload["email"]
+        what = f"Moodle account {account['id']} ({account.get('username')})"
+        if idnumbers.parse(account.get("idnumber")):
+            return (
+                f"email address {email} is already used by the Moodle account of "
+                f"{account['idnumber']} (id {account['id']}): Moodle allows one "
+                "account per email address; change one of them"
+            )
+        if separate:
+            why = "a Moodle Manager said it is someone else"
+        elif self.settings.adopt_accounts == accounts.NEVER:
+            why = "adopting existing accounts is off on this instance"
+        else:
+            return self._review_reason(
+                item, {account["id"]: (account, {"email"})}, None, {}
+            )
+        return (
+            f"email address {email} is already used by {what}, which the connector "
+            f"did not create, and {why}: Moodle allows one account per email "
+            "address; change it in OpenEduCat or in Moodle"
+        )
+
+    @staticmethod
+    def _review_reason(item, others, policy, claims, problem=None):
+        names = ", ".join(
+            f"Moodle account {mid} ({account.get('username')}, by "
+            f"{' and '.join(sorted(fields))})"
+            for mid, (account, fields) in sorted(others.items())
+        )
+        if problem:
+            why = f"not adopted automatically: {problem}"
+        elif policy == accounts.AUTO and len(others) > 1:
+            why = "not adopted automatically: more than one account matches"
+        elif policy == accounts.AUTO and any(claims.get(m, 0) > 1 for m in others):
+            why = "not adopted automatically: it matches more than one person"
+        elif policy == accounts.AUTO:
+            why = "not adopted automatically: its email address is not this person's"
+        else:
+            why = "waiting for a Moodle Manager's review"
+        return (
+            f"{names} may be this person's: {why}; approve or refuse it in the "
+            "Initial Import wizard"
+        )
+
+    def _adopt_automatically(self, automatic):
+        """Adopt the accounts that can do nothing a student cannot
+        (:func:`.accounts.check_accounts`); the others wait for a review."""
+        if not automatic:
+            return {}
+        problems, _rights = accounts.check_accounts(
+            self.client, [account["id"] for _, account in automatic]
+        )
+        found = {}
+        for item, account in automatic:
+            problem = problems.get(account["id"])
+            if problem:
+                reason = self._review_reason(
+                    item,
+                    {account["id"]: (account, {"email"})},
+                    accounts.AUTO,
+                    {},
+                    problem,
+                )
+                self._problems[item.key] = (BLOCKED, reason)
+            else:
+                found[item.key] = account
+                self._adoptions[item.key] = "email"
+        return found
+
+    def _free_usernames(self, items, matches):
+        """A username an existing account has (and that account is not
+        adopted) gets a suffix before the create; one more look-up checks the
+        new names."""
+        renamed = {}
+        for item in items:
+            if any("username" in f for _, f in matches[item.key].values()):
+                kind = item.res_model.split(".")[-1]
+                new = accounts.with_suffix(item.payload["username"], kind, item.res_id)
+                renamed[item.key] = new
+        if not renamed:
+            return
+        taken, refused = self._users_by("username", sorted(set(renamed.values())))
+        taken = {u.get("username") for u in taken} | set(refused)
+        for item in items:
+            new = renamed.get(item.key)
+            if not new:
+                continue
+            old = item.payload["username"]
+            if new in taken or len(new) > accounts.USERNAME_LIMIT:
+                reason = (
+                    f"username {old} is taken in Moodle, and {new} is taken or too "
+                    "long: change the login in OpenEduCat"
+                )
+                self._problems[item.key] = (BLOCKED, reason)
+                continue
+            item.payload = dict(item.payload, username=new)
+            self._renamed[item.key] = (
+                f"username {old} is taken in Moodle by another account: "
+                f"created as {new}"
+            )
 
     def _find_groups(self, items):
         found = {}
@@ -1089,7 +1764,11 @@ class PushSync:
             USER: self.client.update_users,
             GROUP: self.client.update_groups,
         }[kind]
-        self._finish(live, method(records), result, counter)
+        if kind == USER:
+            batch = self._send_users(method, records)
+        else:
+            batch = method(records)
+        self._finish(live, batch, result, counter)
 
     # --- enrolments -----------------------------------------------------
 
@@ -1267,6 +1946,11 @@ class PushSync:
             "keys": sorted(held),
         }
         return [(m, r) for m, r in pending if m.key not in held]
+
+
+def _email_forms(email):
+    """An email address as given, in lower and in upper case (once each)."""
+    return list(dict.fromkeys((email, email.lower(), email.upper())))
 
 
 def _course_key(key):

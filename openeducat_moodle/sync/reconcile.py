@@ -1,7 +1,9 @@
 """Compare OpenEduCat's plan with what Moodle holds, without writing to Moodle.
 
-:class:`Importer` rebuilds the mapping table from Moodle's idnumbers (and the
-user matching rules) and reports the gaps on both sides. :class:`DriftCheck`
+:class:`Importer` rebuilds the mapping table from Moodle's idnumbers and
+reports the gaps on both sides; existing accounts that match a person by email
+address or username are listed for a Moodle Manager's review, never mapped by
+the import itself. :class:`DriftCheck`
 finds mapped objects changed or deleted in Moodle outside the connector, so
 that the next push restores them (OpenEduCat wins for the data it owns).
 
@@ -12,9 +14,9 @@ exactly the payloads a push would send.
 import collections
 import re
 
-from . import idnumbers
+from . import accounts, idnumbers
 from .hashing import payload_hash
-from .push import CATEGORY, COURSE, ENROLMENT, GROUP, USER, PushSync
+from .push import CATEGORY, COURSE, ENROLMENT, GROUP, SHARED, USER, PushSync
 from .store import Mapping
 
 _DELETED_EMAIL = re.compile(r"^[0-9a-f]{32}$")
@@ -114,6 +116,11 @@ class Importer(_Reader):
     :ivar list gaps: OpenEduCat records with no Moodle match, then Moodle
         objects with one of our idnumbers and no OpenEduCat record
     :ivar collections.Counter matched: matched objects per kind
+    :ivar list candidates: existing accounts (without one of our idnumbers)
+        that match a person by email address or username, for a Moodle
+        Manager's review (see :attr:`.push.PushSync.candidates`), with what
+        Moodle shows of their rights (``rights``) and why they would not be
+        adopted automatically (``problem``)
     """
 
     def __init__(self, client, store, settings, now=None):
@@ -124,7 +131,58 @@ class Importer(_Reader):
     def run(self, snapshot, phases=None, scope=None):
         result = super().run(snapshot, phases=phases, scope=scope)
         self._moodle_side_gaps(snapshot)
+        self._candidate_rights()
         return result
+
+    def _choose(self, item, match, policy, claims):
+        """Importing adopts nothing by email address or username: an approved
+        account, or one the policy would adopt automatically, is taken by the
+        next push."""
+        choice = super()._choose(item, match, policy, claims)
+        if not choice or choice[0] not in ("adopt", "auto"):
+            return choice
+        account = choice[1]
+        what = f"Moodle account {account['id']} ({account.get('username')})"
+        if choice[0] == "adopt":
+            why = f"{what} is approved for this person: the next push adopts it"
+        else:
+            why = (
+                f"{what} has this person's email address: the next push adopts it "
+                "if Moodle shows no role above student"
+            )
+        return ("block", why)
+
+    def _free_usernames(self, items, matches):
+        """Importing creates nothing: no username to choose."""
+
+    def _keep_login(self, item, mapping, account):
+        """An account of ours keeps its username; one that logs in otherwise
+        than the instance's new accounts was adopted keeping its login (or
+        changed in Moodle): it keeps it, as the push would have."""
+        if account.get("username"):
+            mapping.extra["username"] = account["username"]
+            item.payload = dict(item.payload, username=account["username"])
+        auth = account.get("auth")
+        if self.settings.adopt_keep_auth and auth and auth != self.settings.auth:
+            mapping.extra["adopted"] = "login kept"
+            item.payload = {k: v for k, v in item.payload.items() if k != "auth"}
+
+    def _candidate_rights(self):
+        """What Moodle shows of each candidate account's rights."""
+        unique = {}
+        for candidate in self.candidates:
+            unique.setdefault((candidate["key"], candidate["moodle_id"]), candidate)
+        self.candidates = sorted(
+            unique.values(), key=lambda c: (c["key"], c["moodle_id"])
+        )
+        if not self.candidates:
+            return
+        problems, rights = accounts.check_accounts(
+            self.client, {c["moodle_id"] for c in self.candidates}
+        )
+        for candidate in self.candidates:
+            candidate["rights"] = rights.get(candidate["moodle_id"]) or ""
+            candidate["problem"] = problems.get(candidate["moodle_id"]) or ""
 
     def _block(self, item, reason, result):
         self.gaps.append(_record(item, reason))
@@ -152,6 +210,9 @@ class Importer(_Reader):
         for item in candidates:
             moodle_object = found.get(item.key)
             problem = self._problems.pop(item.key, None)
+            if problem and problem[0] == SHARED:
+                self._link_aliases([item], {item.key: problem[1]}, result)
+                continue
             if problem:
                 # Moodle refused the lookup (e.g. an email address it rejects).
                 self.gaps.append(_record(item, str(problem[1])))
@@ -172,6 +233,8 @@ class Importer(_Reader):
                 mapping.extra["groupid"] = moodle_object.get("groupid")
                 same = moodle_object.get("groupid") == item.payload.get("groupid")
             else:
+                if kind == USER:
+                    self._keep_login(item, mapping, moodle_object)
                 same = matches(item.payload, moodle_object)
             # Unequal: no hash, so the next push sends OpenEduCat's version.
             mapping.sync_hash = payload_hash(item.payload) if same else None
@@ -232,6 +295,10 @@ class DriftCheck(_Reader):
         super().__init__(client, store, settings, now=now)
         self.drifted = []
         self.deleted = []
+
+    def _link_aliases(self, items, aliases, result):
+        """A person sharing another's account has no account of its own to
+        check."""
 
     def _phase_enrolments(self, result):
         self._sync(list(self._enrolment_items()), result)

@@ -47,7 +47,12 @@ class Batch:
 
 @dataclasses.dataclass(frozen=True)
 class Person:
-    """An ``op.student`` or ``op.faculty`` (``kind``)."""
+    """An ``op.student`` or ``op.faculty`` (``kind``).
+
+    ``partner_id``: the ``res.partner`` behind it (a student and a faculty
+    member with one partner are one person, with one Moodle account); ``lang``
+    is Moodle's language code (:func:`.accounts.moodle_lang`).
+    """
 
     id: int
     kind: str
@@ -62,6 +67,7 @@ class Person:
     city: str | None = None
     country: str | None = None
     phone: str | None = None
+    partner_id: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

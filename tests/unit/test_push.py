@@ -7,7 +7,11 @@ import math
 import pytest
 import responses
 
-from openeducat_moodle.moodle import MoodleClient, MoodleTransientError
+from openeducat_moodle.moodle import (
+    MoodleClient,
+    MoodleRecordError,
+    MoodleTransientError,
+)
 from openeducat_moodle.sync.push import PushSettings, PushSync
 from openeducat_moodle.sync.rows import (
     Batch,
@@ -294,10 +298,19 @@ def test_existing_moodle_objects_are_adopted_not_duplicated(fm, store):
     users_before = len(fm.users)
     push(fm, store, institution())
     assert len(fm.users) == users_before + 2  # Dan and Eve only
+    # Bob's account carries our idnumber: ours. Ann's only matches her email:
+    # by default it waits for a Moodle Manager's review.
+    assert fm.find_user(idnumber="oec_student_31")["email"] == "bob@uni.test"
+    assert fm.find_user(idnumber="oec_student_30") is None
+    waiting = store.get("user", "oec_student_30")
+    assert waiting.state == "blocked" and "review" in waiting.last_error
+    legacy = fm.find_user(username="legacy.ann")
+    waiting.extra["adopt"] = {"moodle_id": legacy["id"]}
+    push(fm, store, institution())
     ann = fm.find_user(idnumber="oec_student_30")
+    assert ann["id"] == legacy["id"]
     assert ann["username"] == "legacy.ann"  # adopted by email, username kept
     assert ann["firstname"] == "Ann"  # OpenEduCat wins
-    assert fm.find_user(idnumber="oec_student_31")["email"] == "bob@uni.test"
     science = fm.find_category(idnumber="oec_dept_1")
     assert science["id"] == cat.outcomes[0].value["id"]
     assert science["name"] == "Science"
@@ -951,7 +964,9 @@ def test_a_refused_course_lookup_fails_the_courses_and_nothing_else(
     original = fm.ws_core_course_get_courses_by_field
 
     def refusing(field, value):
-        if field == "":
+        # The listing is refused, and so is each look-up by idnumber that
+        # the push falls back on.
+        if field in ("", "idnumber"):
             raise invalid_parameter("Invalid field name")
         return original(field=field, value=value)
 
@@ -963,3 +978,75 @@ def test_a_refused_course_lookup_fails_the_courses_and_nothing_else(
     state = moodle_state(fm)
     assert len(state["categories"]) == 7 and len(state["users"]) == 4
     assert result.phases["enrolments"].blocked == 11 + 2  # and Cat's, as always
+
+
+def test_a_synced_department_that_falls_into_a_cycle_is_findable_by_state(fm):
+    store = MemoryStore()
+    snap = institution()
+    push(fm, store, snap)
+    science = store.get("category", "oec_dept_1")
+    assert science.state == "synced" and science.moodle_id
+    # Science (1) and Physics (2) now point at each other.
+    looped = dataclasses.replace(snap.departments[1], parent_id=2)
+    snap = dataclasses.replace(snap, departments={**snap.departments, 1: looped})
+    push(fm, store, snap)
+    science = store.get("category", "oec_dept_1")
+    assert science.state == "blocked"
+    assert "cycle" in science.last_error or "parent" in science.last_error
+    # It is still the Moodle category it was: what hangs below it still syncs.
+    assert science.moodle_id == fm.find_category(idnumber="oec_dept_1")["id"]
+    assert store.get("category", "oec_course_10").state == "synced"
+
+
+def memberships(fm):
+    """(group idnumber, user idnumber) pairs Moodle holds."""
+    users = {u["id"]: u.get("idnumber") for u in fm.users.values()}
+    return {
+        (group.get("idnumber"), users.get(userid))
+        for group in fm.groups.values()
+        for userid in fm.group_members(group["id"])
+    }
+
+
+def test_memberships_follow_when_moodle_stopped_during_the_enrolments(fm):
+    """Found on a real Moodle: the enrolments of the chunks sent before the
+    outage were saved as done while their group memberships were never sent,
+    and no later push made them."""
+    snap = institution()
+    expected_store = MemoryStore()
+    expected = FakeMoodle(token="simtoken")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        expected.install(rsps, base_url="https://expected.test")
+        client = MoodleClient("https://expected.test", "simtoken", batch_size=1)
+        PushSync(client, expected_store, PushSettings(), now=NOW).run(snap)
+    store = MemoryStore()
+    fm.inject("drop", times=1, function="enrol_manual_enrol_users", after=2)
+    with pytest.raises(MoodleTransientError):
+        push(fm, store, snap, batch_size=1)
+    push(fm, store, snap, batch_size=1)
+    assert memberships(fm) == memberships(expected)
+    assert len(memberships(fm)) > 0
+    fm.reset_calls()
+    push(fm, store, snap, batch_size=1)
+    assert fm.write_call_count() == 0
+
+
+def test_a_course_listing_refused_falls_back_to_one_look_up_per_course(fm, monkeypatch):
+    """Moodle refuses to list every course while any course of the site is
+    being deleted (seen on real 4.5 and 5.1 sites)."""
+    store = MemoryStore()
+    push(fm, store, institution())
+    key = "oec_subj_100_course_10"
+    store.delete([store.get("course", key)])  # the mapping row is lost
+    original = MoodleClient.get_courses_by_field
+
+    def racing(client, field="", value=""):
+        if not field:
+            raise MoodleRecordError("Can't find data record", errorcode="invalidrecord")
+        return original(client, field, value)
+
+    monkeypatch.setattr(MoodleClient, "get_courses_by_field", racing)
+    courses = len(fm.courses)
+    push(fm, store, institution())
+    assert len(fm.courses) == courses  # adopted, not created twice
+    assert store.get("course", key).moodle_id == fm.find_course(idnumber=key)["id"]
