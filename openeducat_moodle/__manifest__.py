@@ -18,10 +18,12 @@
         "wizards/moodle_sync_wizard_views.xml",
         "wizards/moodle_import_wizard_views.xml",
         "views/moodle_instance_views.xml",
+        "views/moodle_instance_accounts_views.xml",
         "views/moodle_mapping_views.xml",
         "views/moodle_sync_run_views.xml",
         "views/op_views.xml",
         "views/menus.xml",
+        "views/moodle_instance_dashboard_views.xml",
         "views/moodle_instance_attendance_views.xml",
     ],
 }

@@ -12,3 +12,5 @@ from . import moodle_grade_scale_line
 from . import moodle_sync_run
 from . import moodle_instance_attendance
 from . import moodle_instance_runs
+from . import moodle_instance_accounts
+from . import moodle_instance_dashboard
