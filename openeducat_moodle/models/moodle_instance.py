@@ -14,6 +14,7 @@ from ..moodle.catalogue import FEATURES
 from ..services.grades import SyncCompletion, SyncGrades
 from ..services.push import SyncPush
 from ..sync.reconcile import DriftCheck
+from .moodle_mapping import in_moodle
 
 _logger = logging.getLogger(__name__)
 
@@ -492,11 +493,7 @@ class MoodleInstance(models.Model):
         if "core_enrol_get_enrolled_users" not in caps.site.functions:
             return {}
         courses = self.env["moodle.mapping"].search(
-            [
-                ("instance_id", "=", self.id),
-                ("moodle_model", "=", "course"),
-                ("state", "=", "synced"),
-            ],
+            [("instance_id", "=", self.id), *in_moodle("course")],
             limit=5,
         )
         found = {}
@@ -610,20 +607,32 @@ class MoodleInstance(models.Model):
         if not self.active:
             return "instance archived: nothing pushed"
 
-        def work(client):
-            result = SyncPush(self, client).run(
-                phases, seeds, department_ids=department_ids
-            )
+        def tally(result):
             counts = {
                 name: result.total(name)
                 for name in ("created", "updated", "unchanged", "failed", "blocked")
             }
             counts["created"] += result.total("adopted")
             counts["unenrolled"] = result.total("unenrolled")
+            return counts
+
+        def work(client):
+            service = SyncPush(self, client)
+            try:
+                result = service.run(phases, seeds, department_ids=department_ids)
+            except MoodleError as err:
+                # What the phases before the failure did is kept: say so.
+                engine = getattr(service, "engine", None)
+                if engine is not None:
+                    err.partial_counts = tally(engine.result)
+                raise
+            counts = tally(result)
             summary = ", ".join(
                 f"{name}: {p.created + p.adopted} created, {p.updated} updated, "
                 f"{p.unchanged} unchanged, {p.failed} failed, {p.blocked} blocked"
                 + (f", {p.unenrolled} unenrolled" if p.unenrolled else "")
+                + (f", {p.shortened} shortened to fit" if p.shortened else "")
+                + (f", {p.held} unenrolments held" if p.held else "")
                 for name, p in result.phases.items()
             )
             if seeds:

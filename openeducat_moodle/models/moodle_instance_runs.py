@@ -215,6 +215,14 @@ class MoodleInstance(models.Model):
             )
             synced = kind in SYNC_KINDS and (worked or not failed)
             self._moodle_note_success(sync=synced)
+        if error is not None:
+            values.update(
+                {
+                    k: v
+                    for k, v in (getattr(error, "partial_counts", None) or {}).items()
+                    if k in RUN_COUNTERS
+                }
+            )
         values.update(
             duration=time.monotonic() - started,
             calls=sum(client.call_counts.values()),

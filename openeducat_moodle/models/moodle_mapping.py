@@ -15,6 +15,24 @@ PHASE_OF = {
     ("enrolment", "op.faculty"): "enrolments",
 }
 
+
+def in_moodle(kind):
+    """The domain of a kind's mapping rows whose object exists in Moodle.
+
+    A row keeps its Moodle id while a problem blocks its next update (it is
+    then "blocked" or "error", so that it can be found by state); what reads
+    Moodle ids (pulls, look-ups) goes by the id, not by the state. The other
+    kinds (enrolments, grades, attendance rows) go by the synced state.
+    """
+    if kind not in ("category", "course", "user", "group"):
+        return [("moodle_model", "=", kind), ("state", "=", "synced")]
+    return [
+        ("moodle_model", "=", kind),
+        ("moodle_id", ">", 0),
+        ("state", "!=", "retired"),
+    ]
+
+
 MOODLE_MODELS = [
     ("category", "Course category"),
     ("course", "Course"),

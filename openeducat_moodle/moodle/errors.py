@@ -41,9 +41,17 @@ ACCESS_ERRORCODES = frozenset(
     }
 )
 
-# The database is out of reach or cannot read: worth another try later.
+# The database is out of reach or cannot read, or the site is being upgraded
+# or is in maintenance mode: worth another try later, for the whole instance
+# (never a record's fault).
 TRANSIENT_ERRORCODES = frozenset(
-    {"dmlreadexception", "dbsessionfailure", "dbconnectionfailed"}
+    {
+        "dmlreadexception",
+        "dbsessionfailure",
+        "dbconnectionfailed",
+        "upgraderunning",
+        "sitemaintenance",
+    }
 )
 # A failed write (``dml_write_exception``) is most often the record's fault: a
 # value longer than its column, a unique index. Moodle runs a batch call in one

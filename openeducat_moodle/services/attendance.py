@@ -46,6 +46,7 @@ import psycopg2
 from odoo import fields
 from odoo.exceptions import UserError, ValidationError
 
+from ..models.moodle_mapping import in_moodle
 from ..sync import attendance as core
 from ..sync import idnumbers
 from ..sync.attendance import AttendanceSide, AttendanceSync, CourseRef, SheetRef
@@ -100,12 +101,7 @@ class OdooAttendanceSide(AttendanceSide):
 
     def _search(self, kind, domain=()):
         return self.mappings.search(
-            [
-                ("instance_id", "=", self.instance.id),
-                ("moodle_model", "=", kind),
-                ("state", "=", "synced"),
-                *domain,
-            ]
+            [("instance_id", "=", self.instance.id), *in_moodle(kind), *domain]
         )
 
     def _load(self):

@@ -11,6 +11,7 @@ from psycopg2.extras import execute_values
 from odoo import fields
 from odoo.exceptions import UserError, ValidationError
 
+from ..models.moodle_mapping import in_moodle
 from ..moodle import MoodleAccessError, MoodleRecordError, MoodleTransientError
 from ..sync import idnumbers
 from ..sync.grades import (
@@ -370,8 +371,7 @@ class SyncGrades:
             .search_read(
                 [
                     ("instance_id", "=", self.instance.id),
-                    ("moodle_model", "=", kind),
-                    ("state", "=", "synced"),
+                    *in_moodle(kind),
                     *domain,
                 ],
                 fields,
@@ -684,7 +684,8 @@ class SyncCompletion:
                 domain
                 + [
                     ("moodle_model", "in", ("user", "course")),
-                    ("state", "=", "synced"),
+                    ("moodle_id", ">", 0),
+                    ("state", "!=", "retired"),
                 ],
                 ["moodle_model", "external_key", "moodle_id"],
                 load="",

@@ -7,6 +7,7 @@ import datetime
 from freezegun import freeze_time
 
 from odoo import fields
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from odoo.addons.queue_job.tests.common import trap_jobs
@@ -138,3 +139,28 @@ class TestRetryAfter(InstitutionCase):
             self.instance._job_probe,
             properties={"eta": T0 + datetime.timedelta(hours=2)},
         )
+
+
+@tagged("post_install", "-at_install")
+class TestDepartmentLimitedPush(InstitutionCase):
+    suffix = "Q"
+
+    def test_a_push_limited_to_one_department_leaves_the_others_alone(self):
+        from .common import make_institution
+
+        other = make_institution(self.no_export_env, "Q2")
+        self.instance.department_ids |= other["dept"]
+        self.instance._job_push()
+        enrolled = len(self.fm.enrolments)
+        self.assertGreater(enrolled, 0)
+        # The wizard's push of the first department only.
+        self.instance._job_push(department_ids=self.data["dept"].ids)
+        self.assertEqual(len(self.fm.enrolments), enrolled)
+        self.assertEqual(self.fm.call_counts["enrol_manual_unenrol_users"], 0)
+        # A department the instance does not serve is not pushed to it.
+        stranger = self.env["op.department"].create(
+            {"name": "Elsewhere Q", "code": "EQ"}
+        )
+        with self.assertRaises(UserError):
+            self.instance._job_push(department_ids=stranger.ids)
+        self.assertFalse(self.fm.find_category(idnumber=f"oec_dept_{stranger.id}"))

@@ -146,6 +146,18 @@ class TestOneBackoffPerOutage(InstitutionCase):
             self.env["queue.job"].search([("uuid", "=", waiting.uuid)]).eta
         )
 
+    def test_a_push_stopped_part_way_logs_what_it_did(self):
+        self.fm.inject("drop", times=1000, function="core_user_create_users")
+        with trap_jobs():
+            self.instance._job_push()
+        run = self.env["moodle.sync.run"].search(
+            [("instance_id", "=", self.instance.id), ("kind", "=", "push")]
+        )
+        self.assertEqual(run.state, "failed")
+        # Categories and courses went through before the users' call failed.
+        self.assertEqual(run.created, 2 + 1 + 3)
+        self.assertIn("unreachable", run.message)
+
     def test_the_form_says_when_and_why(self):
         self.fm.inject("http503", times=1000)
         with trap_jobs():

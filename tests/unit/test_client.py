@@ -774,3 +774,30 @@ def test_413_splits_a_batch_until_it_fits(rsps, client):
     assert result.aborted is None
     assert [o.status for o in result.outcomes] == ["ok", "failed", "ok"]
     assert result.outcomes[1].error.errorcode == "http413"
+
+
+@pytest.mark.parametrize(
+    "errorcode, message",
+    [
+        ("upgraderunning", "Site is being upgraded, please retry later."),
+        ("sitemaintenance", "The site is undergoing maintenance"),
+    ],
+)
+def test_an_upgrade_or_maintenance_is_no_records_fault(
+    rsps, client, errorcode, message
+):
+    """Seen on a real Moodle 5.1 during a plugin install: every record of a
+    push failed one by one (and burnt its retries) instead of the instance
+    backing off."""
+    rsps.post(
+        URL,
+        json={
+            "exception": "moodle_exception",
+            "errorcode": errorcode,
+            "message": message,
+        },
+    )
+    result = client.create_users([{"username": f"u{i}"} for i in range(5)])
+    assert isinstance(result.aborted, MoodleTransientError)
+    assert result.calls == 1  # no bisection
+    assert all(o.status == "pending" for o in result.outcomes)
