@@ -387,25 +387,6 @@ _ALL = [
         # out of the list
         capabilities=(COURSE_VIEW, HIDDEN_COURSES, "mod/attendance:view"),
     ),
-    _F(
-        "core_course_delete_categories",
-        WRITE,
-        "cleanup",
-        "categories",
-        "null",
-        # the courses inside go too
-        capabilities=(CATEGORY_MANAGE, "moodle/course:delete"),
-    ),
-    _F(
-        "core_course_delete_courses",
-        WRITE,
-        "cleanup",
-        capabilities=(COURSE_VIEW, HIDDEN_COURSES, "moodle/course:delete"),
-    ),
-    _F("core_group_delete_groups", WRITE, "cleanup", capabilities=_GROUPS),
-    _F(
-        "core_user_delete_users", WRITE, "cleanup", capabilities=("moodle/user:delete",)
-    ),
     # Existing accounts: what an account can do before automatic adoption
     # (its courses, then who holds a capability above student in them and
     # at site level), and the account that holds an email address in another
@@ -452,6 +433,25 @@ _ALL = [
             "moodle/site:viewuseridentity",
             "moodle/site:viewfullnames",
         ),
+    ),
+    _F(
+        "core_course_delete_categories",
+        WRITE,
+        "cleanup",
+        "categories",
+        "null",
+        # the courses inside go too
+        capabilities=(CATEGORY_MANAGE, "moodle/course:delete"),
+    ),
+    _F(
+        "core_course_delete_courses",
+        WRITE,
+        "cleanup",
+        capabilities=(COURSE_VIEW, HIDDEN_COURSES, "moodle/course:delete"),
+    ),
+    _F("core_group_delete_groups", WRITE, "cleanup", capabilities=_GROUPS),
+    _F(
+        "core_user_delete_users", WRITE, "cleanup", capabilities=("moodle/user:delete",)
     ),
 ]
 
