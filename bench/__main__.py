@@ -81,6 +81,25 @@ def _args(argv):
         help="preset real: only delete what run RUN created on MOODLE_URL",
     )
     parser.add_argument("--json", help="also write the raw results to this file")
+    parser.add_argument(
+        "--chaos",
+        type=float,
+        metavar="RATE",
+        help="chaos run: the share of web-service calls that meet a fault "
+        "(e.g. 0.05); compares Moodle with a fault-free run of the same script",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="chaos run: the random seed (default: a fixed one)",
+    )
+    parser.add_argument(
+        "--max-runs",
+        type=int,
+        default=5000,
+        help="chaos run: runs of one job before it is judged not to converge",
+    )
     return parser.parse_args(argv)
 
 
@@ -132,6 +151,12 @@ def main(argv=None):
         from . import run_real
 
         return run_real.main(args, _log)
+    if args.chaos is not None:
+        from . import chaos
+
+        if args.seed is None:
+            args.seed = chaos.DEFAULT_SEED
+        return chaos.main(args, _log)
     modes = ["core", "odoo"] if args.mode == "both" else [args.mode]
     started = time.time()
     out = [
