@@ -27,10 +27,12 @@ deterministic suffix.
 import collections
 import dataclasses
 import datetime
+import html
 import math
 import re
+import zoneinfo
 
-from ..moodle.errors import MoodleAccessError, MoodleRecordError
+from ..moodle.errors import MoodleAccessError, MoodleRecordError, MoodleTransientError
 from . import accounts, idnumbers, limits
 from .backoff import next_attempt
 from .hashing import payload_hash
@@ -81,6 +83,19 @@ _NOT_ADOPTABLE = frozenset(
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PERSON = Person(0, "", "", "", None)
+# Moodle's FORMAT_HTML: the format of the course summaries the push writes.
+FORMAT_HTML = 1
+# The labels of a course summary's lines (Moodle shows them as written).
+SUMMARY_LABELS = {
+    "subject": "Subject",
+    "program": "Program",
+    "department": "Department",
+}
+# A course ends at the end of its last batch's last day: 23:59 (Moodle's
+# course form shows minutes, so a course saved there keeps the same time).
+_END_OF_DAY = datetime.timedelta(days=1, minutes=-1)
+# What a phone number too long for Moodle's column can do without.
+_PHONE_PUNCTUATION = re.compile(r"[\s().\-/]")
 
 
 @dataclasses.dataclass
@@ -229,10 +244,18 @@ class PushSync:
         self._maps = {}
         self._fresh_courses = set()
         self._moodle_categories = None
+        # Courses with our idnumbers, read category by category (never the
+        # whole site): {idnumber: course}, and the categories read (or made
+        # by this run: empty).
         self._moodle_courses = None
+        self._course_categories = set()
         self._planned_id = -1
         # Lookups Moodle refused: {key: (BLOCKED, reason) | (FAILED, error)}
         self._problems = {}
+        # A look-up Moodle stopped answering part way: the error, and the
+        # items it did not reach (not created: they may already exist).
+        self._lookup_stopped = None
+        self._not_looked_up = set()
         # Moodle course ids known to exist, known to be deleted.
         self._courses_seen = set()
         self._courses_lost = set()
@@ -390,6 +413,7 @@ class PushSync:
 
     def _phase_subjects(self, result):
         items = []
+        dates = self._program_dates()
         for program, subject in self._program_courses():
             key = idnumbers.subject_course(subject.id, program.id)
             item = Item(
@@ -404,16 +428,36 @@ class PushSync:
             if category is None:
                 item.blocked = "its program's category is not synced yet"
             else:
+                department = self.snapshot.departments.get(
+                    program.department_id or subject.department_id
+                )
                 item.payload = {
                     "fullname": f"{subject.name} ({program.name})",
                     "shortname": f"{subject.code}_{program.code}",
                     "categoryid": category,
                     "idnumber": key,
+                    "summary": course_summary(subject, program, department),
+                    "summaryformat": FORMAT_HTML,
+                    **dates.get(program.id, {}),
                 }
                 self._fit(item)
             items.append(item)
         self._sync(items, result)
         self.result.phases[result.phase] = result
+
+    def _program_dates(self):
+        """``{program id: {"startdate": …, "enddate": …}}`` of the programs
+        with active batches (:func:`course_dates`)."""
+        batches = collections.defaultdict(list)
+        for batch in self.snapshot.batches.values():
+            if batch.active:
+                batches[batch.course_id].append(batch)
+        dates = {}
+        for program_id, program_batches in batches.items():
+            found = course_dates(program_batches, self.snapshot.tz)
+            if found:
+                dates[program_id] = found
+        return dates
 
     def _people(self):
         served = self.settings.department_ids
@@ -460,6 +504,8 @@ class PushSync:
                 item.payload = self._user_payload(person, mapped.get(key))
                 if item.payload["username"]:
                     self._fit(item)
+                    if item.payload:
+                        item.notes += self._phone_notes(person, item.payload)
                 else:
                     item.payload = None
                     item.blocked = "no usable login or email for a Moodle username"
@@ -491,11 +537,41 @@ class PushSync:
         if adopted and self.settings.adopt_keep_auth:
             # An adopted account keeps how it logs in (and its password).
             del payload["auth"]
-        for field in ("lang", "city", "country", "phone"):
-            value = getattr(person, field)
+        # Contact data is sent when OpenEduCat has it; a field OpenEduCat
+        # leaves empty is not sent, and Moodle keeps what it holds.
+        contact = {
+            "lang": person.lang,
+            "city": person.city,
+            "country": (person.country or "").upper(),
+            "phone1": moodle_phone(person.phone),
+            "address": person.address,
+        }
+        for field, value in contact.items():
+            value = (value or "").strip()
             if value:
-                payload["phone1" if field == "phone" else field] = value
+                payload[field] = value
         return payload
+
+    @staticmethod
+    def _phone_notes(person, payload):
+        """What became of a phone number too long for Moodle's column (it
+        never blocks the account: the number is compacted, else left out)."""
+        phone = (person.phone or "").strip()
+        limit = limits.LIMITS[USER]["phone1"].limit
+        if len(phone) <= limit:
+            return ()
+        if payload.get("phone1"):
+            note = (
+                f"phone1 written without spaces and punctuation (the number is "
+                f"{len(phone)} characters; Moodle allows {limit})"
+            )
+        else:
+            note = (
+                f"phone1 left out: the number is {len(phone)} characters, too long "
+                f"even without spaces and punctuation (Moodle allows {limit}): "
+                f"{limits.IN_OPENEDUCAT}"
+            )
+        return (note,)
 
     def _username(self, person, mapping=None):
         """The person's Moodle username (:func:`.accounts.username`); an
@@ -1089,9 +1165,7 @@ class PushSync:
         unknown = sorted(set(courseids) - self._courses_seen - self._courses_lost)
         if unknown:
             try:
-                courses = self.client.get_courses_by_field(
-                    "ids", ",".join(str(i) for i in unknown)
-                )
+                courses = self.client.get_courses_by_ids(unknown)
             except MoodleRecordError:
                 return set()  # cannot tell: the records fail on their own
             found = {c.get("id") for c in courses}
@@ -1140,6 +1214,9 @@ class PushSync:
             self._enrol(items, result, "created")
             return
         adopted, items = self._adopt(kind, items)
+        stopped, self._lookup_stopped = self._lookup_stopped, None
+        if stopped is not None:
+            items = [i for i in items if i.key not in self._not_looked_up]
         items = self._settle_refused(items, result)
         if adopted:
             result.adopted += len(adopted)
@@ -1147,6 +1224,8 @@ class PushSync:
             # They count once, as adopted; their failures count as failures.
             self._update(adopted, result, counter=None)
         if not items:
+            if stopped is not None:
+                raise stopped
             return
         records = [self._create_record(item) for item in items]
         method = {
@@ -1170,7 +1249,14 @@ class PushSync:
             self._fresh_courses.update(
                 o.value["id"] for o in batch.outcomes if o.ok and o.value
             )
+        if kind == CATEGORY:
+            # made by this run: no course to look for in them
+            self._course_categories.update(
+                o.value["id"] for o in batch.outcomes if o.ok and o.value
+            )
         self._finish(items, batch, result, "created", extras)
+        if stopped is not None:
+            raise stopped
 
     def _create_record(self, item):
         record = dict(item.payload)
@@ -1290,17 +1376,6 @@ class PushSync:
                     for c in self.client.get_categories()
                     if c.get("idnumber")
                 }
-            if kind == COURSE and self._moodle_courses is None:
-                try:
-                    self._moodle_courses = {
-                        c["idnumber"]: c
-                        for c in self.client.get_courses_by_field()
-                        if c.get("idnumber")
-                    }
-                except MoodleRecordError:
-                    # Listing every course fails while any course of the
-                    # site is being deleted: ask for ours, one by one.
-                    return self._find_courses_one_by_one(items)
         except MoodleRecordError as err:
             for item in items:
                 self._problems[item.key] = (FAILED, err)
@@ -1308,12 +1383,65 @@ class PushSync:
         if kind == CATEGORY:
             return {i.key: self._moodle_categories.get(i.idnumber) for i in items}
         if kind == COURSE:
-            return {i.key: self._moodle_courses.get(i.idnumber) for i in items}
+            return self._find_courses(items)
         if kind == USER:
             return self._find_users(items)
         if kind == GROUP:
             return self._find_groups(items)
         return {}
+
+    def _find_courses(self, items):
+        """Courses with the items' idnumbers, looked for where ours live:
+        one call per category the items go to (their program's category), so
+        that what Moodle returns is bounded by our categories, never by the
+        size of the site. Each category is read once per run.
+
+        A course of ours moved to another category is not found there: its
+        create is refused (the idnumber is taken) and fails once; the next
+        attempt asks Moodle for it by idnumber (:meth:`_courses_to_ask_alone`).
+        A category Moodle refuses to list (while one of its courses is being
+        deleted) costs its items one call each.
+        """
+        if self._moodle_courses is None:
+            self._moodle_courses = {}
+        by_category = collections.defaultdict(list)
+        alone = []
+        for item in items:
+            category = (item.payload or {}).get("categoryid")
+            if category and category > 0:
+                by_category[category].append(item)
+            else:
+                alone.append(item)
+        for category, members in sorted(by_category.items()):
+            if category in self._course_categories:
+                continue
+            try:
+                courses = self.client.get_courses_in_category(category)
+            except MoodleRecordError:
+                alone += members
+                continue
+            self._course_categories.add(category)
+            self._moodle_courses.update(
+                {c["idnumber"]: c for c in courses if c.get("idnumber")}
+            )
+        found = {i.key: self._moodle_courses.get(i.idnumber) for i in items}
+        ask = {i.key: i for i in alone if not found[i.key]}
+        ask.update({i.key: i for i in self._courses_to_ask_alone(items, found)})
+        found.update(self._find_courses_one_by_one(list(ask.values())))
+        return found
+
+    def _courses_to_ask_alone(self, items, found):
+        """The items no category listing found that are asked for by
+        idnumber, one call each: those whose create failed before (a course
+        of ours moved to another category in Moodle)."""
+        courses = self._map(COURSE)
+        return [
+            item
+            for item in items
+            if not found.get(item.key)
+            and item.key in courses
+            and courses[item.key].retry_count
+        ]
 
     def _find_courses_one_by_one(self, items):
         """Courses by idnumber, one call each: a refusal costs its item only."""
@@ -1707,13 +1835,23 @@ class PushSync:
         for item in items:
             if item.payload["courseid"] not in self._fresh_courses:
                 by_course[item.payload["courseid"]].append(item)
-        for courseid, course_items in by_course.items():
+        courses = list(by_course.items())
+        for position, (courseid, course_items) in enumerate(courses):
             try:
                 groups = self.client.get_course_groups(courseid)
             except MoodleRecordError as err:
                 # Most often the course was deleted in Moodle.
                 self._unreadable(courseid, course_items, err)
                 continue
+            except (MoodleTransientError, MoodleAccessError) as err:
+                # Moodle stopped answering: what was looked up is created now
+                # (one look-up per course would otherwise have to succeed in
+                # a row for any group to be made); the rest waits, unsent.
+                self._lookup_stopped = err
+                self._not_looked_up.update(
+                    item.key for _cid, rest in courses[position:] for item in rest
+                )
+                break
             self._courses_seen.add(courseid)
             groups = {g.get("idnumber"): g for g in groups}
             for item in course_items:
@@ -1794,6 +1932,7 @@ class PushSync:
                 send.append(item)
         if moved:
             extras = self._memberships(moved)
+            self._count_refused_memberships(moved, extras, result)
             self._save([self._succeeded(i, None, extras.get(i.key)) for i in moved])
             if counter:
                 setattr(result, counter, getattr(result, counter) + len(moved))
@@ -1807,6 +1946,7 @@ class PushSync:
         extras = {}
         if batch.aborted is None:
             extras = self._memberships(enrolled)
+            self._count_refused_memberships(enrolled, extras, result)
         for item in enrolled:
             extras[item.key] = {
                 **extras.get(item.key, {}),
@@ -1834,13 +1974,33 @@ class PushSync:
         if adds:
             batch = self.client.add_group_members(adds)
             batch.raise_if_aborted()
+            by_member = {
+                (item.payload.get("groupid"), item.payload["userid"]): item.key
+                for item in items
+            }
             for outcome in batch.failed:
-                # Enrolled, but not in the group: keep the old group so the
-                # next run tries the membership again.
-                for key, extra in list(extras.items()):
-                    if extra["groupid"] == outcome.record["groupid"]:
-                        extras.pop(key)
+                # Enrolled, but not in the group: this one only keeps its old
+                # group (so the next run tries the membership again) and says
+                # why on its mapping row.
+                key = by_member.get(
+                    (outcome.record["groupid"], outcome.record["userid"])
+                )
+                if key is not None:
+                    extras[key] = {
+                        "note": "enrolled, but Moodle refused the group "
+                        f"membership: {outcome.error}",
+                        "membership_refused": True,
+                    }
         return extras
+
+    def _count_refused_memberships(self, items, extras, result):
+        """Refused memberships are failures of the run (their enrolment is
+        kept; the membership is tried again by the next run)."""
+        for item in items:
+            extra = extras.get(item.key) or {}
+            if extra.pop("membership_refused", False):
+                result.failed += 1
+                result.note(item, "failed", extra.get("note"))
 
     # --- unenrolments ---------------------------------------------------
 
@@ -1946,6 +2106,75 @@ class PushSync:
             "keys": sorted(held),
         }
         return [(m, r) for m, r in pending if m.key not in held]
+
+
+def course_summary(subject, program, department=None):
+    """A course's summary, from what OpenEduCat holds (it has no description
+    of subjects or programs): the subject, the program and the department,
+    one line each, as HTML (:data:`FORMAT_HTML`), every value escaped.
+
+    Moodle stores it as sent and returns it unchanged (checked on 4.5 and
+    5.1), so the drift check compares it as it is.
+
+    :param rows.Subject subject: the subject
+    :param rows.Program program: the program
+    :param rows.Department department: the department, if any
+    :rtype: str
+    """
+
+    def named(row):
+        code = (getattr(row, "code", "") or "").strip()
+        return f"{row.name} ({code})" if code else row.name
+
+    lines = [("subject", named(subject)), ("program", named(program))]
+    if department:
+        lines.append(("department", department.name))
+    return "".join(
+        f"<p><strong>{html.escape(SUMMARY_LABELS[label], quote=False)}:</strong> "
+        f"{html.escape(value.strip(), quote=False)}</p>"
+        for label, value in lines
+    )
+
+
+def course_dates(batches, tz="UTC"):
+    """The dates of a program's courses, from its batches.
+
+    The start is the earliest batch's first day at 00:00, the end the latest
+    batch's last day at 23:59, in the institution's time zone ``tz`` (UTC when
+    unknown). Batches without both dates are left out; without any, the
+    courses get no dates (``{}``: Moodle keeps its own). Moodle refuses an end
+    before the start; should the batches give one, the end is ``0`` (no end
+    date), never a refused record.
+
+    :param batches: the program's active :class:`~.rows.Batch` rows
+    :param str tz: an IANA time zone name
+    :return: ``{"startdate": unix time, "enddate": unix time}`` or ``{}``
+    :rtype: dict
+    """
+    spans = [(b.start_date, b.end_date) for b in batches if b.start_date and b.end_date]
+    if not spans:
+        return {}
+    try:
+        zone = zoneinfo.ZoneInfo(tz or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = datetime.timezone.utc
+    first = min(start for start, _ in spans)
+    last = max(end for _, end in spans)
+    start = datetime.datetime.combine(first, datetime.time(), zone)
+    end = datetime.datetime.combine(last, datetime.time(), zone) + _END_OF_DAY
+    startdate, enddate = int(start.timestamp()), int(end.timestamp())
+    return {"startdate": startdate, "enddate": enddate if enddate > startdate else 0}
+
+
+def moodle_phone(phone):
+    """A phone number as Moodle's column (20 characters) holds it: as written
+    when it fits, else without its spaces and punctuation; ``None`` when even
+    that is too long (the number is left out, the account still goes)."""
+    phone = (phone or "").strip()
+    limit = limits.LIMITS[USER]["phone1"].limit
+    if len(phone) > limit:
+        phone = _PHONE_PUNCTUATION.sub("", phone)
+    return phone if phone and len(phone) <= limit else None
 
 
 def _email_forms(email):

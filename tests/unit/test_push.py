@@ -432,9 +432,15 @@ def test_an_adopted_object_whose_update_fails_is_reported(fm, store):
             {"fullname": "Squatter", "shortname": "MATH_BSCPHY", "categoryid": 1},
         ]
     )
-    result = push(fm, store, institution())
-    subjects = result.phases["subjects"]
-    assert (subjects.adopted, subjects.failed, subjects.created) == (1, 1, 6)
+    # Not in its program's category, where the push looks (issue 15: never
+    # the whole site): the create is refused; the retry asks for the course
+    # by its idnumber and adopts it.
+    first = push(fm, store, institution()).phases["subjects"]
+    assert (first.adopted, first.failed, first.created) == (0, 1, 6)
+    later = NOW + datetime.timedelta(hours=1)
+    sync = PushSync(client, store, PushSettings(), now=later)
+    subjects = sync.run(institution()).phases["subjects"]
+    assert (subjects.adopted, subjects.failed, subjects.created) == (1, 1, 0)
     failed = [r for r in subjects.records if r["action"] == "failed"]
     assert [r["key"] for r in failed] == ["oec_subj_100_course_10"]
     mapping = store.get("course", "oec_subj_100_course_10")
@@ -964,12 +970,18 @@ def test_a_refused_course_lookup_fails_the_courses_and_nothing_else(
     original = fm.ws_core_course_get_courses_by_field
 
     def refusing(field, value):
-        # The listing is refused, and so is each look-up by idnumber that
-        # the push falls back on.
-        if field in ("", "idnumber"):
+        # The listing of a category is refused, and so is each look-up by
+        # idnumber that the push falls back on.
+        if field in ("", "category", "idnumber"):
             raise invalid_parameter("Invalid field name")
         return original(field=field, value=value)
 
+    # The categories are there before (a push makes no look-up in those it
+    # made itself).
+    client = MoodleClient(BASE, "simtoken")
+    PushSync(client, store, PushSettings(), now=NOW).run(
+        institution(), phases=["departments", "programs"]
+    )
     monkeypatch.setattr(fm, "ws_core_course_get_courses_by_field", refusing)
     result = push(fm, store, institution())
     assert result.phases["subjects"].failed == 7
@@ -1050,3 +1062,275 @@ def test_a_course_listing_refused_falls_back_to_one_look_up_per_course(fm, monke
     push(fm, store, institution())
     assert len(fm.courses) == courses  # adopted, not created twice
     assert store.get("course", key).moodle_id == fm.find_course(idnumber=key)["id"]
+
+
+# ---------------------------------------------------------------------------
+# Course details (summary, dates) and people's contact data
+# ---------------------------------------------------------------------------
+
+from openeducat_moodle.sync.push import course_summary
+from openeducat_moodle.sync.reconcile import DriftCheck
+
+D = datetime.date
+
+
+def dated(snapshot=None, tz="UTC"):
+    """The institution, its batches dated: BSc Physics has two (one archived,
+    one without an end), MSc Quantum none, BA Arts one."""
+    snapshot = snapshot or institution()
+    snapshot.tz = tz
+    for row in (
+        (20, 10, True, D(2026, 9, 1), D(2027, 6, 30)),
+        (22, 10, True, D(2026, 10, 15), D(2027, 7, 31)),
+        (23, 10, False, D(2025, 9, 1), D(2028, 6, 30)),
+        (24, 10, True, D(2025, 1, 1), None),
+        (21, 12, True, D(2026, 9, 7), D(2027, 5, 28)),
+    ):
+        bid, program, active, start, end = row
+        snapshot.batches[bid] = Batch(
+            bid, f"Batch {bid}", f"B{bid}", program, active, start, end
+        )
+    return snapshot
+
+
+def utc(*args):
+    return int(datetime.datetime(*args, tzinfo=datetime.timezone.utc).timestamp())
+
+
+def moodle_course(fm, idnumber):
+    return fm.find_course(idnumber=idnumber)
+
+
+def test_courses_carry_a_summary_and_their_program_s_batch_dates(fm, store):
+    push(fm, store, dated())
+
+    physics = moodle_course(fm, "oec_subj_101_course_10")
+    assert physics["summary"] == (
+        "<p><strong>Subject:</strong> Mechanics (MECH)</p>"
+        "<p><strong>Program:</strong> BSc Physics (BSCPHY)</p>"
+        "<p><strong>Department:</strong> Physics</p>"
+    )
+    assert physics["summaryformat"] == 1
+    # the earliest start and the latest end of the active batches with both
+    # dates (the archived batch and the one without an end are left out)
+    assert (physics["startdate"], physics["enddate"]) == (
+        utc(2026, 9, 1),
+        utc(2027, 8, 1) - 60,
+    )
+    arts = moodle_course(fm, "oec_subj_104_course_12")
+    assert (arts["startdate"], arts["enddate"]) == (
+        utc(2026, 9, 7),
+        utc(2027, 5, 29) - 60,
+    )
+    # a program without batches: no dates sent, Moodle's own defaults
+    (quantum,) = [
+        r
+        for r in sent(fm, "core_course_create_courses", "courses")
+        if r["idnumber"] == "oec_subj_103_course_11"
+    ]
+    assert "startdate" not in quantum and "enddate" not in quantum
+    assert quantum["summary"].endswith("<p><strong>Department:</strong> Quantum</p>")
+
+
+def test_course_dates_are_the_batches_days_in_the_institution_s_time_zone(fm, store):
+    push(fm, store, dated(tz="America/New_York"))
+
+    physics = moodle_course(fm, "oec_subj_100_course_10")
+    # 2026-09-01 00:00 EDT (UTC-4) to 2027-07-31 23:59 EDT
+    assert physics["startdate"] == utc(2026, 9, 1, 4)
+    assert physics["enddate"] == utc(2027, 8, 1, 4) - 60
+
+
+def test_a_summary_is_escaped_html(fm, store):
+    summary = course_summary(
+        Subject(1, "Waves <script>alert(1)</script>", "W<1>"),
+        Program(2, 'R&D "Lab"', "RD"),
+        Department(3, "Physics <b>"),
+    )
+    assert summary == (
+        "<p><strong>Subject:</strong> Waves &lt;script&gt;alert(1)&lt;/script&gt; "
+        "(W&lt;1&gt;)</p>"
+        '<p><strong>Program:</strong> R&amp;D "Lab" (RD)</p>'
+        "<p><strong>Department:</strong> Physics &lt;b&gt;</p>"
+    )
+    # as pushed (Moodle refuses tags in a course's full name, not in a summary)
+    snapshot = dated()
+    snapshot.subjects[101] = Subject(101, "Waves & co", "M&M")
+    push(fm, store, snapshot)
+    assert moodle_course(fm, "oec_subj_101_course_10")["summary"].startswith(
+        "<p><strong>Subject:</strong> Waves &amp; co (M&amp;M)</p>"
+    )
+
+
+def test_an_end_before_the_start_sends_no_end_date(fm, store):
+    snapshot = dated()
+    snapshot.batches = {
+        21: Batch(21, "Arts", "ART26", 12, True, D(2026, 9, 7), D(2026, 9, 1)),
+    }
+
+    result = push(fm, store, snapshot)
+
+    arts = moodle_course(fm, "oec_subj_104_course_12")
+    assert (arts["startdate"], arts["enddate"]) == (utc(2026, 9, 7), 0)
+    assert result.phases["subjects"].failed == 0
+
+
+def test_changed_batch_dates_update_only_their_program_s_courses(fm, store):
+    snapshot = dated()
+    push(fm, store, snapshot)
+    fm.reset_calls()
+    push(fm, store, snapshot)
+    assert fm.write_call_count() == 0
+
+    snapshot.batches[21] = dataclasses.replace(
+        snapshot.batches[21], end_date=D(2027, 6, 30)
+    )
+    result = push(fm, store, snapshot)
+
+    assert fm.call_counts["core_course_update_courses"] == 1
+    assert fm.write_call_count() == 1
+    assert result.phases["subjects"].updated == 2  # BA Arts' two courses
+    arts = moodle_course(fm, "oec_subj_100_course_12")
+    assert arts["enddate"] == utc(2027, 7, 1) - 60
+    assert (
+        moodle_course(fm, "oec_subj_100_course_10")["enddate"] == utc(2027, 8, 1) - 60
+    )
+
+
+def test_an_archived_batch_no_longer_dates_its_program_s_courses(fm, store):
+    snapshot = dated()
+    push(fm, store, snapshot)
+    snapshot.batches[22] = dataclasses.replace(snapshot.batches[22], active=False)
+
+    push(fm, store, snapshot)
+
+    physics = moodle_course(fm, "oec_subj_100_course_10")
+    assert physics["enddate"] == utc(2027, 7, 1) - 60
+
+
+def test_drift_finds_a_summary_and_dates_edited_in_moodle_and_the_push_restores_them(
+    fm, store
+):
+    snapshot = dated()
+    push(fm, store, snapshot)
+    course = moodle_course(fm, "oec_subj_100_course_10")
+    pushed = dict(course)
+    course.update(summary="<p>Edited in Moodle</p>", startdate=utc(2026, 1, 1))
+    other = moodle_course(fm, "oec_subj_104_course_12")
+    other["enddate"] = 0
+    client = MoodleClient(BASE, "simtoken")
+    fm.reset_calls()
+
+    check = DriftCheck(client, store, PushSettings(), now=NOW)
+    check.run(snapshot)
+
+    assert fm.write_call_count() == 0
+    assert {r["key"]: r["reason"] for r in check.drifted} == {
+        "oec_subj_100_course_10": "changed in Moodle: summary, startdate",
+        "oec_subj_104_course_12": "changed in Moodle: enddate",
+    }
+    push(fm, store, snapshot)
+    course = moodle_course(fm, "oec_subj_100_course_10")
+    for field in ("summary", "summaryformat", "startdate", "enddate"):
+        assert course[field] == pushed[field], field
+    assert (
+        moodle_course(fm, "oec_subj_104_course_12")["enddate"] == utc(2027, 5, 29) - 60
+    )
+    fm.reset_calls()
+    DriftCheck(client, store, PushSettings(), now=NOW).run(snapshot)
+    push(fm, store, snapshot)
+    assert fm.write_call_count() == 0
+
+
+def with_contacts(snapshot=None):
+    snapshot = snapshot or institution()
+    snapshot.students[30] = dataclasses.replace(
+        snapshot.students[30],
+        city=" Lyon ",
+        country="fr",
+        phone="+33 4 77 00 00 00",
+        address="1 rue de l'Église, Bât B",
+    )
+    snapshot.students[31] = dataclasses.replace(
+        snapshot.students[31],
+        phone="+44 (0)20 7946 0958 / 1234",  # 26 characters: compacted
+    )
+    snapshot.students[33] = dataclasses.replace(
+        snapshot.students[33],
+        phone="+44 20 7946 0958 extension 1234",  # too long even compacted
+        city="   ",
+    )
+    return snapshot
+
+
+def test_contact_data_reaches_moodle(fm, store):
+    result = push(fm, store, with_contacts())
+
+    ann = fm.find_user(idnumber="oec_student_30")
+    assert {k: ann[k] for k in ("city", "country", "phone1", "address")} == {
+        "city": "Lyon",
+        "country": "FR",
+        "phone1": "+33 4 77 00 00 00",
+        "address": "1 rue de l'Église, Bât B",
+    }
+    bob = fm.find_user(idnumber="oec_student_31")
+    assert bob["phone1"] == "+4402079460958/1234".replace("/", "")
+    # a phone too long even compacted never costs the account
+    dan = fm.find_user(idnumber="oec_student_33")
+    assert dan is not None and dan["phone1"] == "" and dan["city"] == ""
+    notes = records(result, "shortened")
+    assert "without spaces and punctuation" in notes["oec_student_31"]
+    assert notes["oec_student_33"].startswith("phone1 left out")
+    # empty fields are not sent (Moodle keeps what it holds)
+    (dan_sent,) = [
+        r
+        for r in sent(fm, "core_user_create_users", "users")
+        if r["idnumber"] == "oec_student_33"
+    ]
+    assert not {"city", "country", "phone1", "address"} & set(dan_sent)
+
+
+def test_changed_contact_data_updates_the_account_once(fm, store):
+    snapshot = with_contacts()
+    push(fm, store, snapshot)
+    fm.reset_calls()
+    push(fm, store, snapshot)
+    assert fm.write_call_count() == 0
+
+    snapshot.students[30] = dataclasses.replace(snapshot.students[30], city="Lille")
+    push(fm, store, snapshot)
+
+    # (the simulator records the parameters as Moodle receives them: text)
+    assert sent(fm, "core_user_update_users", "users") == [
+        {
+            "id": str(fm.find_user(idnumber="oec_student_30")["id"]),
+            "firstname": "Ann",
+            "lastname": "Lee",
+            "email": "ann@uni.test",
+            "idnumber": "oec_student_30",
+            "auth": "manual",
+            "suspended": "0",
+            "city": "Lille",
+            "country": "FR",
+            "phone1": "+33 4 77 00 00 00",
+            "address": "1 rue de l'Église, Bât B",
+        }
+    ]
+
+
+def test_drift_finds_contact_data_edited_in_moodle(fm, store):
+    snapshot = with_contacts()
+    push(fm, store, snapshot)
+    ann = fm.find_user(idnumber="oec_student_30")
+    fm.users[ann["id"]].update(city="Paris", address="elsewhere")
+    client = MoodleClient(BASE, "simtoken")
+
+    check = DriftCheck(client, store, PushSettings(), now=NOW)
+    check.run(snapshot)
+
+    assert {r["key"]: r["reason"] for r in check.drifted} == {
+        "oec_student_30": "changed in Moodle: city, address"
+    }
+    push(fm, store, snapshot)
+    ann = fm.find_user(idnumber="oec_student_30")
+    assert (ann["city"], ann["address"]) == ("Lyon", "1 rue de l'Église, Bât B")
