@@ -1,15 +1,21 @@
 from odoo import _, api, fields, models
 
+from ..services.sync_services import services_of
+
 
 class MoodleBindingMixin(models.AbstractModel):
     """An OpenEduCat model pushed to Moodle: save hooks, and what a record
     shows of its Moodle counterparts.
 
-    A model declares what its saves push: ``_moodle_create_phases`` for a new
-    record, and ``_moodle_write_phases``, a list of ``(fields, phases)`` where
-    the first entry whose fields were written wins. The hooks only enqueue
-    jobs (never call Moodle in the user's transaction), and nothing at all
-    under ``connector_no_export``.
+    A model declares what its saves change, in phases of the push:
+    ``_moodle_create_phases`` for a new record, and ``_moodle_write_phases``,
+    a list of ``(fields, phases)`` where the first entry whose fields were
+    written wins. A save enqueues the sync service that owns those phases
+    (SyncSubjects for departments, programs and subjects, SyncEnrollment for
+    people, batch groups and enrolments; both when both are concerned,
+    SyncEnrollment once SyncSubjects is done). The hooks only enqueue jobs
+    (never call Moodle in the user's transaction), and nothing at all under
+    ``connector_no_export``.
     """
 
     _name = "moodle.binding.mixin"
@@ -21,18 +27,22 @@ class MoodleBindingMixin(models.AbstractModel):
     def create(self, vals_list):
         records = super().create(vals_list)
         if self._moodle_create_phases:
-            self.env["moodle.instance"]._moodle_enqueue_push(
-                list(self._moodle_create_phases), records
-            )
+            records._moodle_enqueue_sync(self._moodle_create_phases)
         return records
 
     def write(self, vals):
         res = super().write(vals)
         for watched, phases in self._moodle_write_phases:
             if watched & set(vals):
-                self.env["moodle.instance"]._moodle_enqueue_push(list(phases), self)
+                self._moodle_enqueue_sync(phases)
                 break
         return res
+
+    def _moodle_enqueue_sync(self, phases):
+        """Enqueue, on every active instance, the sync services that own
+        ``phases`` (see :func:`~..services.sync_services.services_of`), about
+        these records."""
+        self.env["moodle.instance"]._moodle_enqueue_services(services_of(phases), self)
 
     moodle_sync_state = fields.Selection(
         [
@@ -104,5 +114,12 @@ PERSON_FIELDS = frozenset(
         "user_id",
         "lang",
         "main_department_id",
+        # contact data the account carries (the partner's)
+        "phone",
+        "mobile",
+        "city",
+        "country_id",
+        "street",
+        "street2",
     }
 )

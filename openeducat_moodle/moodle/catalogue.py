@@ -53,6 +53,12 @@ OPTIONAL_NOTES = {
     "check an existing account's roles",
     "core_user_get_users": "finds the account that holds an email address in "
     "another letter case (Moodle on PostgreSQL)",
+    "local_openeducat_get_course_completions": "the companion plugin "
+    "local_openeducat: completion of many courses in a few calls, only what "
+    "changed since the last run",
+    "local_openeducat_get_attendance_logs": "the companion plugin "
+    "local_openeducat: attendance taken or changed since the last run, in a few "
+    "calls",
 }
 DEFAULT_OPTIONAL_NOTE = "lets the connector create sessions"
 
@@ -144,13 +150,15 @@ _ALL = [
         "courses",
         "warnings",
         # each changed field has its own capability; the connector sends
-        # fullname, shortname, category and its own idnumber (never changed).
+        # fullname, shortname, category, summary, start and end dates and its
+        # own idnumber (never changed).
         capabilities=(
             COURSE_VIEW,
             HIDDEN_COURSES,
             "moodle/course:update",
             "moodle/course:changefullname",
             "moodle/course:changeshortname",
+            "moodle/course:changesummary",
             "moodle/course:changecategory",
         ),
     ),
@@ -453,7 +461,40 @@ _ALL = [
     _F(
         "core_user_delete_users", WRITE, "cleanup", capabilities=("moodle/user:delete",)
     ),
+    # The companion plugin local_openeducat (this repository's
+    # local_openeducat/): bulk reads of what changed since a time, used when
+    # the site has them, Moodle's own functions otherwise. Their capabilities
+    # are those the plugin checks (local_openeducat/classes/local/catalogue.php).
+    _F(
+        "local_openeducat_get_course_completions",
+        READ,
+        "completion",
+        optional=True,
+        capabilities=(
+            COURSE_VIEW,
+            HIDDEN_COURSES,
+            "report/completion:view",
+            ALL_GROUPS,
+        ),
+    ),
+    _F(
+        "local_openeducat_get_attendance_logs",
+        READ,
+        "attendance",
+        optional=True,
+        capabilities=(
+            COURSE_VIEW,
+            HIDDEN_COURSES,
+            "mod/attendance:view",
+            TAKE_ATTENDANCE,
+            ANY_AVAILABILITY,
+        ),
+    ),
 ]
+
+# The plugin's functions, by what they read.
+PLUGIN_COMPLETIONS = "local_openeducat_get_course_completions"
+PLUGIN_ATTENDANCE_LOGS = "local_openeducat_get_attendance_logs"
 
 FUNCTIONS = {f.name: f for f in _ALL}
 

@@ -11,7 +11,7 @@ from odoo import _
 from odoo.exceptions import UserError
 
 from ..sync.accounts import moodle_lang
-from ..sync.push import PushSettings, PushSync
+from ..sync.push import PushResult, PushSettings, PushSync
 from ..sync.rows import (
     Batch,
     Department,
@@ -233,6 +233,31 @@ def _m2o(value):
     return value or None
 
 
+# What a person's Moodle account carries of their partner.
+PARTNER_FIELDS = [
+    "name",
+    "email",
+    "lang",
+    "phone",
+    "mobile",
+    "city",
+    "country_id",
+    "street",
+    "street2",
+]
+
+
+def _text(value):
+    """A char field's value, stripped, or ``None`` when empty."""
+    return (value or "").strip() or None
+
+
+def _contact(row):
+    """The contact fields of a :class:`~..sync.rows.Person` from a row read by
+    :meth:`OdooReader._read_person`."""
+    return {f: row[f] for f in ("phone", "city", "country", "address")}
+
+
 class OdooReader:
     """Reads OpenEduCat records into :mod:`..sync.rows`.
 
@@ -251,7 +276,10 @@ class OdooReader:
         return model.search_read(domain, fields, order="id", load="")
 
     def _read_person(self, model, domain, fields):
-        """Students or faculty with their partner's name, email and language.
+        """Students or faculty with their partner's name, email, language and
+        contact data: ``phone`` (the phone, else the mobile), ``city``,
+        ``country`` (the ISO code, upper case) and ``address`` (street and
+        street 2 on one line).
 
         Those are ``_inherits`` fields, computed per record through the
         related-field machinery; the partners are read directly instead.
@@ -262,17 +290,36 @@ class OdooReader:
             for p in self._read(
                 "res.partner",
                 [("id", "in", [r["partner_id"] for r in rows if r["partner_id"]])],
-                ["name", "email", "lang"],
+                PARTNER_FIELDS,
+            )
+        }
+        countries = {
+            c["id"]: (c["code"] or "").upper()
+            for c in self._read(
+                "res.country",
+                [("id", "in", list({p["country_id"] or 0 for p in partners.values()}))],
+                ["code"],
             )
         }
         for row in rows:
             partner = partners.get(row["partner_id"]) or {}
+            streets = (partner.get(f) for f in ("street", "street2"))
             row.update(
                 name=partner.get("name"),
                 email=partner.get("email"),
                 lang=partner.get("lang"),
+                phone=_text(partner.get("phone")) or _text(partner.get("mobile")),
+                city=_text(partner.get("city")),
+                country=countries.get(partner.get("country_id")),
+                address=", ".join(filter(None, map(_text, streets))) or None,
             )
         return rows
+
+    def _tz(self):
+        """The institution's time zone (a course's dates are its batches'
+        days there): the company's, else the admin's, as for attendance."""
+        admin = self.env.ref("base.user_admin", raise_if_not_found=False)
+        return self.env.company.partner_id.tz or (admin and admin.sudo().tz) or "UTC"
 
     def snapshot(self, seeds=None):
         """Return ``(snapshot, scope)``.
@@ -282,7 +329,7 @@ class OdooReader:
         :return: the rows, and the unenrolment scope for the push core
             (``None`` when the snapshot is whole)
         """
-        snap = Snapshot()
+        snap = Snapshot(tz=self._tz())
         for row in self._read("op.department", [], ["name", "code", "parent_id"]):
             snap.departments[row["id"]] = Department(
                 row["id"], row["name"], row["code"] or "", _m2o(row["parent_id"])
@@ -310,13 +357,19 @@ class OdooReader:
                 _m2o(row["department_id"]),
                 row["active"],
             )
-        for row in self._read("op.batch", [], ["name", "code", "course_id", "active"]):
+        for row in self._read(
+            "op.batch",
+            [],
+            ["name", "code", "course_id", "active", "start_date", "end_date"],
+        ):
             snap.batches[row["id"]] = Batch(
                 row["id"],
                 row["name"],
                 row["code"],
                 _m2o(row["course_id"]),
                 row["active"],
+                start_date=row["start_date"] or None,
+                end_date=row["end_date"] or None,
             )
         student_domain, enrol_domain, faculty_domain = [], [], []
         scope = None
@@ -399,6 +452,7 @@ class OdooReader:
                 active=row["active"],
                 lang=_moodle_lang(row["lang"]),
                 partner_id=_m2o(row["partner_id"]),
+                **_contact(row),
             )
         for row in self._read_person(
             "op.faculty",
@@ -423,6 +477,7 @@ class OdooReader:
                 department_id=_m2o(row["main_department_id"]),
                 lang=_moodle_lang(row["lang"]),
                 partner_id=_m2o(row["partner_id"]),
+                **_contact(row),
             )
 
 
@@ -505,6 +560,11 @@ class SyncPush:
                 )
         if phases:
             phases = [p for p in settings.phases if p in phases]
+            if not phases:
+                # None of the phases asked for is enabled on this instance:
+                # nothing to do (not everything, as an empty list would mean).
+                self.engine = None
+                return PushResult()
         snapshot, scope = OdooReader(self.instance.env).snapshot(seeds)
         if department_ids:
             # Only the chosen departments' enrolments may be unenrolled.

@@ -14,6 +14,7 @@ exactly the payloads a push would send.
 import collections
 import re
 
+from ..moodle.errors import MoodleRecordError
 from . import accounts, idnumbers
 from .hashing import payload_hash
 from .push import CATEGORY, COURSE, ENROLMENT, GROUP, SHARED, USER, PushSync
@@ -34,15 +35,29 @@ def _norm(value):
     return str(value).strip()
 
 
+def differences(payload, moodle_object):
+    """The payload's fields whose value Moodle holds otherwise (fields Moodle
+    did not return are not judged: a user's phone is returned only to a site
+    administrator or where the site shows it among identity fields, and empty
+    profile fields are left out).
+
+    A course's title, summary and dates, a person's names, email, city,
+    country and address are compared as the push sends them.
+
+    :rtype: list[str]
+    """
+    return [
+        key
+        for key, want in payload.items()
+        if key not in NOT_COMPARED
+        and key in moodle_object
+        and _norm(moodle_object[key]) != _norm(want)
+    ]
+
+
 def matches(payload, moodle_object):
-    """True when Moodle holds what the payload says (fields Moodle did not
-    return are not judged)."""
-    for key, want in payload.items():
-        if key in NOT_COMPARED or key not in moodle_object:
-            continue
-        if _norm(moodle_object[key]) != _norm(want):
-            return False
-    return True
+    """True when Moodle holds what the payload says (see :func:`differences`)."""
+    return not differences(payload, moodle_object)
 
 
 def _record(item, reason):
@@ -155,6 +170,33 @@ class Importer(_Reader):
     def _free_usernames(self, items, matches):
         """Importing creates nothing: no username to choose."""
 
+    def _courses_to_ask_alone(self, items, found):
+        """Importing: a course of ours that is not in its program's category
+        (moved in Moodle) is asked for by idnumber, one call each."""
+        return [item for item in items if not found.get(item.key)]
+
+    def _our_courses(self):
+        """The courses of our program categories (one call each, those the
+        course look-ups did not read): where a course with one of our
+        idnumbers lives. Courses elsewhere on the site are not read."""
+        for category in (self._moodle_categories or {}).values():
+            parsed = idnumbers.parse(category.get("idnumber"))
+            if not parsed or parsed[0] != "program":
+                continue
+            if category["id"] in self._course_categories:
+                continue
+            try:
+                courses = self.client.get_courses_in_category(category["id"])
+            except MoodleRecordError:
+                continue  # being deleted: its courses are not reported
+            self._course_categories.add(category["id"])
+            if self._moodle_courses is None:
+                self._moodle_courses = {}
+            self._moodle_courses.update(
+                {c["idnumber"]: c for c in courses if c.get("idnumber")}
+            )
+        return (self._moodle_courses or {}).values()
+
     def _keep_login(self, item, mapping, account):
         """An account of ours keeps its username; one that logs in otherwise
         than the instance's new accounts was adopted keeping its login (or
@@ -258,7 +300,7 @@ class Importer(_Reader):
         }
         objects = []
         objects += [(CATEGORY, c) for c in (self._moodle_categories or {}).values()]
-        objects += [(COURSE, c) for c in (self._moodle_courses or {}).values()]
+        objects += [(COURSE, c) for c in self._our_courses()]
         for groups in self._groups_by_course.values():
             objects += [(GROUP, g) for g in groups]
         for kind, moodle_object in objects:
@@ -313,12 +355,9 @@ class DriftCheck(_Reader):
                 }
             return {c["id"]: c for c in self._moodle_categories.values()}
         if kind == COURSE:
-            if self._moodle_courses is None:
-                self._moodle_courses = {
-                    c.get("idnumber") or f"#{c['id']}": c
-                    for c in self.client.get_courses_by_field()
-                }
-            return {c["id"]: c for c in self._moodle_courses.values()}
+            # By the ids we mapped, a few hundred a call: never the whole site.
+            courses = self.client.get_courses_by_ids([m.moodle_id for m in mappings])
+            return {c["id"]: c for c in courses}
         if kind == USER:
             ids = [m.moodle_id for m in mappings]
             users = self.client.get_users_by_field("id", ids)
@@ -371,10 +410,12 @@ class DriftCheck(_Reader):
                     self.drifted.append(_record(item, "group membership changed"))
                 else:
                     result.unchanged += 1
-            elif not matches(item.payload, moodle_object):
+            elif changed_fields := differences(item.payload, moodle_object):
                 mapping.sync_hash = None
                 changed.append(mapping)
-                self.drifted.append(_record(item, "changed in Moodle"))
+                self.drifted.append(
+                    _record(item, f"changed in Moodle: {', '.join(changed_fields)}")
+                )
             else:
                 result.unchanged += 1
         self._save(changed)

@@ -5,6 +5,7 @@ them directly.
 """
 
 import dataclasses
+import datetime
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +44,10 @@ class Batch:
     code: str
     course_id: int
     active: bool = True
+    # ``datetime.date``: the batch's first and last day (``None``: unknown,
+    # the batch gives its program's courses no dates)
+    start_date: datetime.date | None = None
+    end_date: datetime.date | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +56,8 @@ class Person:
 
     ``partner_id``: the ``res.partner`` behind it (a student and a faculty
     member with one partner are one person, with one Moodle account); ``lang``
-    is Moodle's language code (:func:`.accounts.moodle_lang`).
+    is Moodle's language code (:func:`.accounts.moodle_lang`); ``country`` the
+    ISO 3166 2-letter code, ``address`` one line (street, street 2).
     """
 
     id: int
@@ -68,6 +74,7 @@ class Person:
     country: str | None = None
     phone: str | None = None
     partner_id: int | None = None
+    address: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +91,8 @@ class Enrolment:
 
 @dataclasses.dataclass
 class Snapshot:
-    """Everything a push plans from, keyed by OpenEduCat id."""
+    """Everything a push plans from, keyed by OpenEduCat id; ``tz`` is the
+    institution's time zone (a course's dates are its batches' days there)."""
 
     departments: dict = dataclasses.field(default_factory=dict)
     programs: dict = dataclasses.field(default_factory=dict)
@@ -93,10 +101,12 @@ class Snapshot:
     students: dict = dataclasses.field(default_factory=dict)
     faculty: dict = dataclasses.field(default_factory=dict)
     enrolments: dict = dataclasses.field(default_factory=dict)
+    tz: str = "UTC"
 
     @classmethod
-    def build(cls, **lists):
+    def build(cls, tz="UTC", **lists):
         """Build from lists of rows: ``Snapshot.build(departments=[...], ...)``."""
         return cls(
-            **{name: {row.id: row for row in rows} for name, rows in lists.items()}
+            **{name: {row.id: row for row in rows} for name, rows in lists.items()},
+            tz=tz,
         )

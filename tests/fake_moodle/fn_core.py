@@ -42,6 +42,12 @@ def _unknown_category_get():
 
 
 class CoreMixin:
+    # Moodle's course defaults (moodlecourse | courseenddateenabled,
+    # courseduration): a course created without an end date ends a year after
+    # its start.
+    courseenddateenabled = True
+    courseduration = 365 * 86400
+
     # ------------------------------------------------------------- site info
     def ws_core_webservice_get_site_info(self, serviceshortnames):
         user = self.users[self.ws_userid]
@@ -380,15 +386,35 @@ class CoreMixin:
                 )
 
     @staticmethod
-    def _check_course_dates(startdate, enddate):
+    def _check_course_dates(data):
+        """``course_validate_dates()``: judges the dates in ``data`` only (an
+        update is not compared with the dates the course has)."""
+        startdate, enddate = data.get("startdate"), data.get("enddate")
         if enddate and startdate and enddate < startdate:
             raise moodle_exception(
                 "enddatebeforestartdate",
                 "The course end date must be after the start date.",
             )
+        if enddate and not startdate:
+            raise moodle_exception(
+                "nostartdatenoenddate",
+                "A course end date can only be set if a start date is also set.",
+            )
+
+    def _course_dates_defaults(self, data):
+        """``core_course_create_courses``: no start date is today's midnight,
+        no end date a year after the start (when end dates are enabled)."""
+        data = dict(data)
+        if "startdate" not in data:
+            now = self.now()
+            data["startdate"] = now - now % 86400
+        if "enddate" not in data and self.courseenddateenabled:
+            data["enddate"] = data["startdate"] + self.courseduration
+        return data
 
     def ws_core_course_create_courses(self, courses):
         batch = {"shortname": set(), "idnumber": set()}
+        courses = [self._course_dates_defaults(data) for data in courses]
         for data in courses:  # one transaction: validate everything first
             if data["categoryid"] not in self.categories:
                 raise moodle_exception(
@@ -398,7 +424,7 @@ class CoreMixin:
                     "Invalid parameter value detected",
                 )
             self._check_course_unique(data, batch=batch)
-            self._check_course_dates(data.get("startdate"), data.get("enddate"))
+            self._check_course_dates(data)
             self._check_columns("course", data)
             batch["shortname"].add(data["shortname"])
             if data.get("idnumber"):
@@ -454,10 +480,7 @@ class CoreMixin:
         if "categoryid" in data and data["categoryid"] not in self.categories:
             raise missing_record("course_categories")
         self._check_course_unique(data, own_id=course["id"])
-        self._check_course_dates(
-            data.get("startdate", course["startdate"]),
-            data.get("enddate", course["enddate"]),
-        )
+        self._check_course_dates(data)
         self._check_columns("course", data, "UPDATE")
         for key, value in data.items():
             if key != "id":

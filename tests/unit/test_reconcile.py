@@ -59,7 +59,11 @@ def test_import_rebuilds_the_mapping_table_and_the_next_push_is_free(fm):
 
 def test_gap_report_names_both_sides(fm):
     pushed(fm)
-    stray = fm.add_course("Ghost", "GHOST", idnumber="oec_subj_999_course_10")
+    # in its program's category: the import reads our categories, not the site
+    program = fm.find_category(idnumber="oec_course_10")["id"]
+    stray = fm.add_course(
+        "Ghost", "GHOST", categoryid=program, idnumber="oec_subj_999_course_10"
+    )
     importer = Importer(client(), MemoryStore(), PushSettings(), now=NOW)
     importer.run(institution())
     moodle_side = [g for g in importer.gaps if g["side"] == "moodle"]

@@ -59,7 +59,8 @@ class catalogue {
         'core_course_create_courses' => ['courses', '', ['moodle/course:create']],
         'core_course_update_courses' => ['courses', '', [
             'moodle/course:view', 'moodle/course:viewhiddencourses', 'moodle/course:update',
-            'moodle/course:changefullname', 'moodle/course:changeshortname', 'moodle/course:changecategory',
+            'moodle/course:changefullname', 'moodle/course:changeshortname', 'moodle/course:changesummary',
+            'moodle/course:changecategory',
         ]],
         'core_user_get_users_by_field' => ['users', '', [
             'moodle/user:viewdetails', 'moodle/user:viewalldetails', 'moodle/user:viewhiddendetails',
