@@ -8,8 +8,8 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import sql
 
-from ..const import CHANNEL, PROBE_LEAD
-from ..moodle import MoodleClient, MoodleError, MoodleTransientError
+from ..const import CHANNEL
+from ..moodle import MoodleClient, MoodleError
 from ..moodle.catalogue import FEATURES
 from ..services.grades import SyncCompletion, SyncGrades
 from ..services.push import SyncPush
@@ -603,63 +603,11 @@ class MoodleInstance(models.Model):
         :param dict seeds: ``{model: ids}`` the push is about (``None``: all)
         :return: a one-line summary, kept on the job
         """
-        self.ensure_one()
-        if not self.active:
-            return "instance archived: nothing pushed"
-
-        def tally(result):
-            counts = {
-                name: result.total(name)
-                for name in ("created", "updated", "unchanged", "failed", "blocked")
-            }
-            counts["created"] += result.total("adopted")
-            counts["unenrolled"] = result.total("unenrolled")
-            return counts
-
-        def work(client):
-            service = SyncPush(self, client)
-            try:
-                result = service.run(phases, seeds, department_ids=department_ids)
-            except MoodleError as err:
-                # What the phases before the failure did is kept: say so.
-                engine = getattr(service, "engine", None)
-                if engine is not None:
-                    err.partial_counts = tally(engine.result)
-                raise
-            counts = tally(result)
-            summary = ", ".join(
-                f"{name}: {p.created + p.adopted} created, {p.updated} updated, "
-                f"{p.unchanged} unchanged, {p.failed} failed, {p.blocked} blocked"
-                + (f", {p.unenrolled} unenrolled" if p.unenrolled else "")
-                + (f", {p.shortened} shortened to fit" if p.shortened else "")
-                + (f", {p.held} unenrolments held" if p.held else "")
-                for name, p in result.phases.items()
-            )
-            if seeds:
-                self._moodle_retire_out_of_scope(seeds)
-            held = result.held_unenrolments
-            if held:
-                summary += "\n" + held["reason"]
-            if result.lost:
-                summary += "\n" + "\n".join(
-                    f"{lost['key']}: {lost['reason']}" for lost in result.lost[:50]
-                )
-            self._moodle_note_unenrolments(held, full=not seeds and not phases)
-            return summary, counts
-
-        summary, error = self._run("push", work)
-        if isinstance(error, MoodleTransientError):
-            # What succeeded is stored with this job's commit; the rest is
-            # tried again in a new job once the backoff is over (this job's
-            # snapshot may predate the backoff: its end comes with the error).
-            until = getattr(error, "backoff_until", None)
-            self._enqueue_push(
-                phases,
-                seeds,
-                eta=until and until + PROBE_LEAD,
-                department_ids=department_ids,
-            )
-        return summary
+        # The body is shared with the sync services' push jobs
+        # (moodle_instance_services.py).
+        return self._moodle_push_job(
+            SyncPush, phases, seeds, department_ids, full=not seeds and not phases
+        )
 
     def _moodle_retire_out_of_scope(self, seeds):
         """After a push of ``seeds``: their failed mappings that are due and

@@ -32,8 +32,9 @@ class OpStudentCourse(models.Model):
     )
 
     def unlink(self):
-        # Enqueued before the rows go: the job unenrols what they mapped.
-        self.env["moodle.instance"]._moodle_enqueue_push(["enrolments"], self)
+        # Enqueued before the rows go: SyncEnrollment unenrols what they
+        # mapped.
+        self._moodle_enqueue_sync(["enrolments"])
         return super().unlink()
 
     def action_moodle_unenrol(self):

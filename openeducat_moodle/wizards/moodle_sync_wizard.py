@@ -6,6 +6,7 @@ from odoo.exceptions import UserError
 from ..const import CHANNEL
 from ..services.grades import SyncGrades
 from ..services.push import SyncPush
+from ..services.sync_services import SERVICES, run_service
 from ..sync.push import PHASES
 from ._common import job_progress, reopen
 
@@ -46,9 +47,40 @@ class MoodleSyncWizard(models.TransientModel):
             ("pull", "Pull grades and completion (Moodle to OpenEduCat)"),
             ("attendance", "Attendance"),
             ("all", "Everything"),
+            ("services", "Chosen sync services"),
         ],
         default="push",
         required=True,
+    )
+    # The sync services (services/sync_services.py), each runnable alone.
+    service_subjects = fields.Boolean(
+        string="SyncSubjects",
+        default=True,
+        help="Departments, programs and subject courses.",
+    )
+    service_enrollment = fields.Boolean(
+        string="SyncEnrollment",
+        default=True,
+        help="Students and faculty, batch groups, enrolments and unenrolments "
+        "(after SyncSubjects when both run).",
+    )
+    service_grades = fields.Boolean(
+        string="SyncGrades",
+        help="Gradebook, assignment and quiz grades (and completion when the "
+        "instance pulls it with the grades).",
+    )
+    service_completion = fields.Boolean(string="SyncCompletion")
+    service_attendance = fields.Boolean(string="SyncAttendance")
+    service_retries = fields.Boolean(
+        string="SyncRetries", help="The failed records whose retry is due."
+    )
+    service_health = fields.Boolean(
+        string="SyncHealth", help="What Moodle is and what the token can call."
+    )
+    service_drift = fields.Boolean(
+        string="SyncDrift",
+        help="What Moodle changed or lost since the last push (a run pushes "
+        "OpenEduCat's version again).",
     )
     do_departments = fields.Boolean(string="Departments", default=True)
     do_programs = fields.Boolean(string="Programs", default=True)
@@ -91,6 +123,13 @@ class MoodleSyncWizard(models.TransientModel):
             raise UserError(_("Choose at least one kind of record."))
         return phases
 
+    def _services(self):
+        """The chosen services, in the order a full sync runs them."""
+        services = [name for name in SERVICES if self[f"service_{name}"]]
+        if not services:
+            raise UserError(_("Choose at least one sync service."))
+        return services
+
     def _seeds(self):
         seeds = {}
         if self.course_ids:
@@ -114,6 +153,8 @@ class MoodleSyncWizard(models.TransientModel):
         self.env["moodle.instance"]._check_moodle_manager()
         if self.direction in ("push", "all"):
             self._phases()  # nothing chosen: say so now, not in the job
+        if self.direction == "services":
+            self._services()
         self.line_ids.unlink()
         job = self.with_delay(
             channel=CHANNEL,
@@ -147,6 +188,9 @@ class MoodleSyncWizard(models.TransientModel):
                 lines += self._plan_pull(instance, client, summary)
             if self.direction in ("attendance", "all"):
                 lines += self._plan_attendance(instance, client, summary)
+            if self.direction == "services":
+                for name in self._services():
+                    lines += self._plan_service(instance, client, name, summary)
         self.write(
             {
                 "line_ids": [(0, 0, vals) for vals in lines],
@@ -161,12 +205,42 @@ class MoodleSyncWizard(models.TransientModel):
         result = service.run(
             self._phases(), self._seeds(), department_ids=self.department_ids.ids
         )
+        return self._push_lines(instance, result, summary)
+
+    def _plan_service(self, instance, client, name, summary):
+        """One service's dry run: its plan lines, its line in the summary."""
+        service = SERVICES[name]
+        if name == "grades":
+            return self._plan_pull(instance, client, summary)
+        if name == "attendance":
+            return self._plan_attendance(instance, client, summary)
+        push = name in ("subjects", "enrollment")
+        result = run_service(
+            name,
+            instance,
+            client,
+            dry_run=True,
+            records=self._seeds() if push else None,
+            department_ids=self.department_ids.ids if push else None,
+        )
+        if name in ("subjects", "enrollment", "retries") and result.detail:
+            return self._push_lines(
+                instance, result.detail, summary, f"{service.title} / "
+            )
+        summary.append(f"{instance.name} / {service.title}: {result.summary}")
+        return [
+            dict(line, instance_id=instance.id)
+            for line in result.lines
+            if self._in_subject_scope(line["key"])
+        ]
+
+    def _push_lines(self, instance, result, summary, prefix=""):
         lines = []
         for phase, counts in result.phases.items():
             records = [r for r in counts.records if self._in_subject_scope(r["key"])]
             tally = collections.Counter(r["action"] for r in records)
             summary.append(
-                f"{instance.name} / {phase}: {tally['create']} to create, "
+                f"{instance.name} / {prefix}{phase}: {tally['create']} to create, "
                 f"{tally['update']} to update, {counts.unchanged} unchanged, "
                 f"{tally['unenrol']} to unenrol, {tally['blocked']} blocked, "
                 f"{tally['waiting']} waiting for retry"
@@ -245,6 +319,12 @@ class MoodleSyncWizard(models.TransientModel):
                 instance, "_enqueue_attendance"
             ):
                 instance._enqueue_attendance()
+            if self.direction == "services":
+                instance._enqueue_services(
+                    self._services(),
+                    self._seeds(),
+                    department_ids=self.department_ids.ids or None,
+                )
         self.write({"state": "running", "started_at": started})
         return reopen(self)
 

@@ -14,10 +14,12 @@ from .common import InstitutionCase, MoodleCase, make_institution
 @tagged("post_install", "-at_install")
 class TestPushHooks(MoodleCase):
     def _push_calls(self, trap):
+        """The sync services' push jobs the hooks enqueued (SyncSubjects,
+        SyncEnrollment; see test_services.py)."""
         return [
             (call.args, call.properties.get("identity_key"))
             for call in trap.calls
-            if call.method.__name__ == "_job_push"
+            if call.method.__name__.startswith("_job_sync_")
         ]
 
     def test_new_student_enqueues_a_users_push_with_identity_key(self):
@@ -26,14 +28,14 @@ class TestPushHooks(MoodleCase):
                 {"name": "Kim Park", "first_name": "Kim", "last_name": "Park"}
             )
         trap.assert_enqueued_job(
-            self.instance._job_push,
-            args=(["users"], {"op.student": [student.id]}),
+            self.instance._job_sync_enrollment,
+            args=({"op.student": [student.id]},),
             properties={"channel": "root.moodle"},
         )
         ((_args, key),) = [
-            c for c in self._push_calls(trap) if c[0][1] == {"op.student": [student.id]}
+            c for c in self._push_calls(trap) if c[0][0] == {"op.student": [student.id]}
         ]
-        self.assertTrue(key.startswith(f"moodle:{self.instance.id}:push:"))
+        self.assertTrue(key.startswith(f"moodle:{self.instance.id}:sync_enrollment:"))
 
     def test_identity_key_is_deterministic(self):
         student = self.env["op.student"].create(
@@ -51,13 +53,9 @@ class TestPushHooks(MoodleCase):
         new = self.env["op.subject"].create({"name": "Drama", "code": "DRAMA_T"})
         with trap_jobs() as trap:
             data["program"].write({"subject_ids": [(4, new.id)]})
-        trap.assert_enqueued_job(
-            self.instance._job_push,
-            args=(
-                ["programs", "subjects", "batches", "enrolments"],
-                {"op.course": [data["program"].id]},
-            ),
-        )
+        seeds = {"op.course": [data["program"].id]}
+        trap.assert_enqueued_job(self.instance._job_sync_subjects, args=(seeds,))
+        trap.assert_enqueued_job(self.instance._job_sync_enrollment, args=(seeds,))
 
     def test_subject_rename_and_faculty_subjects(self):
         data = make_institution(self.env)
@@ -67,12 +65,12 @@ class TestPushHooks(MoodleCase):
                 {"faculty_subject_ids": [(4, data["subjects"][1].id)]}
             )
         trap.assert_enqueued_job(
-            self.instance._job_push,
-            args=(["subjects"], {"op.subject": [data["subjects"][0].id]}),
+            self.instance._job_sync_subjects,
+            args=({"op.subject": [data["subjects"][0].id]},),
         )
         trap.assert_enqueued_job(
-            self.instance._job_push,
-            args=(["users", "enrolments"], {"op.faculty": [data["teacher"].id]}),
+            self.instance._job_sync_enrollment,
+            args=({"op.faculty": [data["teacher"].id]},),
         )
 
     def test_unrelated_field_enqueues_nothing(self):
