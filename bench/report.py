@@ -1,4 +1,4 @@
-"""The benchmark's tables (Markdown) and the targets of issue 7."""
+"""The benchmark's tables (Markdown) and the targets of issues 7 and 15."""
 
 import collections
 
@@ -11,6 +11,10 @@ TARGET_OUTSIDE = 0.25
 TARGET_NOCHANGE_S = 30.0
 TARGET_PEAK_KIB = 1024 * 1024
 TARGET_REAL_RATIO = 1.25
+# Issue 15: reads that cost what changed.
+TARGET_PLUGIN_COMPLETION_CALLS = 200
+TARGET_PLUGIN_ATTENDANCE_CALLS = 10
+SITE_INFO = "core_webservice_get_site_info"
 
 
 def is_write(function):
@@ -218,6 +222,73 @@ def checks(phases, info, reference=False):
                     f"{bound:,})",
                 )
             )
+    out += read_checks(by)
+    return out
+
+
+def read_checks(by):
+    """Issue 15's targets on the read phases (:mod:`.reads`)."""
+    out = []
+    quiet = by.get("completion, nobody active")
+    if quiet:
+        courses = sum(quiet.minimum.values())
+        calls = sum(quiet.calls.values())
+        out.append(
+            Check(
+                "completion, nobody active: ≤ 2 calls per course with criteria",
+                calls <= 2 * courses,
+                f"{calls:,} calls for {courses:,} courses with criteria "
+                f"({_ratio(calls, courses)} per course)",
+            )
+        )
+    sweep = by.get("completion sweep, a day later")
+    if sweep:
+        ((function, students),) = sweep.minimum.items()
+        asked = sweep.calls.get(function, 0)
+        out.append(
+            Check(
+                "completion sweep: ≤ one call per student not complete",
+                asked <= students,
+                f"{asked:,} status calls for {students:,} students not complete "
+                f"(+{sum(sweep.calls.values()) - asked} other calls)",
+            )
+        )
+    plugin = by.get("completion, plugin, whole read")
+    if plugin:
+        calls = sum(plugin.calls.values())
+        out.append(
+            Check(
+                f"completion with the plugin: ≤ {TARGET_PLUGIN_COMPLETION_CALLS} calls",
+                calls <= TARGET_PLUGIN_COMPLETION_CALLS,
+                f"{calls:,} calls (whole read), "
+                f"{sum(by['completion, plugin, nothing new'].calls.values()):,} "
+                "when nothing changed",
+            )
+        )
+    nothing = by.get("attendance, nothing new")
+    if nothing:
+        ((function, activities),) = nothing.minimum.items()
+        read = nothing.calls.get(function, 0)
+        others = {f: n for f, n in nothing.calls.items() if f != function}
+        out.append(
+            Check(
+                "attendance, nothing new: ≤ one call per activity",
+                read <= activities and set(others) <= {SITE_INFO},
+                f"{read:,} session reads for {activities:,} activities, "
+                f"+{sum(others.values())} site info",
+            )
+        )
+    nothing = by.get("attendance, plugin, nothing new")
+    if nothing:
+        calls = sum(nothing.calls.values())
+        out.append(
+            Check(
+                "attendance with the plugin, nothing new: "
+                f"≤ {TARGET_PLUGIN_ATTENDANCE_CALLS} calls",
+                calls <= TARGET_PLUGIN_ATTENDANCE_CALLS,
+                f"{calls} calls",
+            )
+        )
     return out
 
 

@@ -16,6 +16,7 @@ from openeducat_moodle.sync.store import MemoryStore
 
 from . import generate
 from .measure import Meter
+from .reads import run_read_phases
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SIM_TOKEN = "benchtoken"
@@ -246,8 +247,18 @@ def run(
             def seed():
                 return seed_learning(sim, preset, grade_share)
 
+            def reads(meter, client, store, log):
+                return run_read_phases(meter, client, store, log, sim)
+
             store = run_phases(
-                meter, client, generate.build(preset), info, naive, log, seed
+                meter,
+                client,
+                generate.build(preset),
+                info,
+                naive,
+                log,
+                seed,
+                reads=None if naive else reads,
             )
             info["simulator"] = sim.control("stats")
     finally:
@@ -267,8 +278,15 @@ def _logged(log, phase):
     log(f"  {phase.name}: {phase.wall:.1f} s, {sum(phase.calls.values())} calls")
 
 
-def run_phases(meter, client, snapshot, info, naive=False, log=print, seed=None):
-    """The five phases against any Moodle; returns the mapping store."""
+def run_phases(
+    meter, client, snapshot, info, naive=False, log=print, seed=None, reads=None
+):
+    """The five phases against any Moodle; returns the mapping store.
+
+    :param reads: ``reads(meter, client, store, log)``, issue 15's read
+        phases (:mod:`.reads`, the simulator only), run instead of the plain
+        completion pull
+    """
     batch_size = client.batch_size
     store = MemoryStore()
     push = NaivePushSync if naive else PushSync
@@ -303,6 +321,9 @@ def run_phases(meter, client, snapshot, info, naive=False, log=print, seed=None)
         counts = pull.run()
         phase.summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     _logged(log, phase)
+    if reads is not None:
+        info["reads"] = reads(meter, client, store, log)
+        return store
     enrols = sum(
         1
         for m in store.of_kind("enrolment").values()

@@ -6,14 +6,17 @@ serves ``tests.fake_moodle`` over loopback HTTP and prints ``READY <base_url>``.
 Two things are added to the test simulator, both in this file only:
 
 * Indexes. The test simulator looks enrolments, manual enrolment instances,
-  usernames, e-mails and gradebook children up by scanning every record, which
+  usernames, e-mails, gradebook children, a course's groups and a session's
+  attendance records up by scanning every record, which
   is right for tests and quadratic at 100,000 enrolments (hours per push).
   :class:`IndexedFakeMoodle` keeps the same answers with dictionary lookups,
   so that the simulator's time stays per call and the benchmark measures the
   connector, not the simulator's scans.
 * A control endpoint, ``POST /bench/<op>`` with a JSON body, that no web
   service client can reach by accident: ``seed_grades`` (grade items and
-  grades in every course, like teachers would), ``stats``, ``reset_calls``.
+  grades in every course, like teachers would), ``seed_completion``,
+  ``seed_attendance``, ``install_plugin`` (the companion plugin
+  local_openeducat), ``stats``, ``reset_calls``.
   Seeding is not a web-service call and is not counted.
 """
 
@@ -111,6 +114,10 @@ class IndexedFakeMoodle(FakeMoodle):
         self.calls = collections.deque(maxlen=1000)
         self._user_index = None
         self._children = {}
+        self._logs_by_session = {}
+        self._logs_indexed = -1
+        self._groups_by_course = {}
+        self._groups_indexed = -1
 
     def _reset_state(self):
         super()._reset_state()
@@ -146,6 +153,29 @@ class IndexedFakeMoodle(FakeMoodle):
             if roles is None or set(enrolment["roles"]) & set(roles):
                 found.append(enrolment["userid"])
         return sorted(found)
+
+    def ws_core_enrol_get_enrolled_users(self, courseid, options):
+        # Same answer: the base sorts every enrolment of the site per call,
+        # and scans every group per user.
+        every = self.enrolments
+        self.enrolments = dict(every.by_group.get(courseid, {}))
+        try:
+            return super().ws_core_enrol_get_enrolled_users(courseid, options)
+        finally:
+            self.enrolments = every
+
+    def _enrolled_user_info(self, courseid, enrolment):
+        if self._groups_indexed != len(self.groups):
+            self._groups_by_course = collections.defaultdict(dict)
+            for gid, group in self.groups.items():
+                self._groups_by_course[group["courseid"]][gid] = group
+            self._groups_indexed = len(self.groups)
+        every = self.groups
+        self.groups = self._groups_by_course.get(courseid, {})
+        try:
+            return super()._enrolled_user_info(courseid, enrolment)
+        finally:
+            self.groups = every
 
     # --- users ----------------------------------------------------------
 
@@ -261,6 +291,66 @@ class IndexedFakeMoodle(FakeMoodle):
                         done += 1
         return {"courses_with_criteria": courses, "completed": done}
 
+    def seed_attendance(self, prefix="oec_subj_", sessions=2, seed=13):
+        """An attendance activity in every course whose idnumber starts with
+        ``prefix``, ``sessions`` taken sessions in each, a status for every
+        student (records written straight into the tables, as a teacher's
+        register does; set up after the pushes, not counted)."""
+        rng = random.Random(seed)
+        start = self.now() - 7 * 86400
+        activities = records = 0
+        with self._lock:
+            for course in list(self.courses.values()):
+                if not (course.get("idnumber") or "").startswith(prefix):
+                    continue
+                attid = self.add_attendance(course["id"], "Attendance")
+                activities += 1
+                statuses = [
+                    s["id"]
+                    for s in self.attendance_statuses.values()
+                    if s["attendanceid"] == attid
+                ]
+                students = self._course_users(course["id"], roles={5})
+                for n in range(sessions):
+                    sessionid = self.add_attendance_session(
+                        attid, start + n * 86400, 3600
+                    )
+                    session = self.attendance_sessions[sessionid]
+                    taken = start + n * 86400 + 3600
+                    for userid in students:
+                        logid = self._next("att_log")
+                        self.attendance_logs[logid] = {
+                            "id": logid,
+                            "sessionid": sessionid,
+                            "studentid": userid,
+                            "remarks": None,
+                            "statusid": rng.choice(statuses),
+                            "statusset": "",
+                            "timetaken": taken,
+                            "takenby": self.ws_userid,
+                        }
+                        records += 1
+                    session.update(
+                        lasttaken=taken, lasttakenby=self.ws_userid, timemodified=taken
+                    )
+        return {"attendance_activities": activities, "attendance_records": records}
+
+    # --- attendance: the records of a session by an index ----------------
+
+    def _session_info(self, session):
+        # Same answer as the base, which scans every record per session.
+        if self._logs_indexed != len(self.attendance_logs):
+            self._logs_by_session = collections.defaultdict(dict)
+            for logid, log in self.attendance_logs.items():
+                self._logs_by_session[log["sessionid"]][logid] = log
+            self._logs_indexed = len(self.attendance_logs)
+        every = self.attendance_logs
+        self.attendance_logs = self._logs_by_session.get(session["id"], {})
+        try:
+            return super()._session_info(session)
+        finally:
+            self.attendance_logs = every
+
     def stats(self):
         with self._lock:
             return {
@@ -288,8 +378,11 @@ class _BenchHandler(_Handler):
         if op == "reset_calls":
             fm.reset_calls()
             answer = {}
-        elif op in ("seed_grades", "seed_completion", "stats"):
+        elif op in ("seed_grades", "seed_completion", "seed_attendance", "stats"):
             answer = getattr(fm, op)(**args)
+        elif op == "install_plugin":  # the companion plugin local_openeducat
+            fm.install_plugin()
+            answer = {"plugin": True}
         else:
             self.send_error(404)
             return

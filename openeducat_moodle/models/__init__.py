@@ -14,3 +14,5 @@ from . import moodle_instance_attendance
 from . import moodle_instance_runs
 from . import moodle_instance_accounts
 from . import moodle_instance_dashboard
+from . import moodle_instance_services
+from . import moodle_instance_reads

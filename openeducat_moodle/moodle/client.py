@@ -17,7 +17,7 @@ import time
 import requests
 
 from .capabilities import Capabilities, SiteInfo
-from .catalogue import FUNCTIONS
+from .catalogue import FUNCTIONS, PLUGIN_ATTENDANCE_LOGS, PLUGIN_COMPLETIONS
 from .errors import (
     MoodleAccessError,
     MoodleError,
@@ -51,6 +51,13 @@ ACCESS_STATUSES = frozenset({401, 403, 405, 407})
 OK = "ok"
 FAILED = "failed"
 PENDING = "pending"
+
+# Course ids per core_course_get_courses_by_field "ids" call.
+COURSE_IDS_PER_CALL = 500
+# The companion plugin's paged reads: rows per page (its limit is 5000) and
+# ids per list (its limit).
+PLUGIN_PERPAGE = 5000
+PLUGIN_MAX_IDS = 1000
 
 
 @dataclasses.dataclass
@@ -826,4 +833,106 @@ class MoodleClient:
             takenbyid=by,
             statusid=statusid,
             statusset=statusset,
+        )
+
+    # ------------------------------------------------------------------
+    # Look-ups bounded by the connector's own objects
+    # ------------------------------------------------------------------
+
+    def get_courses_by_ids(self, courseids, per_call=COURSE_IDS_PER_CALL):
+        """Return the courses among ``courseids`` that exist, in id order.
+
+        ``core_course_get_courses_by_field`` with ``ids``, ``per_call`` ids a
+        call: the answer is bounded by the ids asked, never by the site.
+        """
+        ids = sorted({int(i) for i in courseids})
+        courses = []
+        for start in range(0, len(ids), per_call):
+            chunk = ids[start : start + per_call]
+            courses += self.get_courses_by_field("ids", ",".join(map(str, chunk)))
+        return courses
+
+    def get_courses_in_category(self, categoryid):
+        """Return the courses of one category (not of its sub-categories)."""
+        return self.get_courses_by_field("category", int(categoryid))
+
+    def get_course_last_access(self, courseid):
+        """Each enrolled user's last access to a course, in one call.
+
+        :return: ``{userid: unix time}`` (0: never); ``None`` for a user whose
+            last access Moodle does not show (a site that hides it)
+        :rtype: dict
+        """
+        users = self.get_enrolled_users(courseid, userfields="id,lastcourseaccess")
+        return {
+            int(u["id"]): (
+                int(u["lastcourseaccess"] or 0) if "lastcourseaccess" in u else None
+            )
+            for u in users
+        }
+
+    # ------------------------------------------------------------------
+    # The companion plugin local_openeducat (optional)
+    # ------------------------------------------------------------------
+
+    def has_function(self, name):
+        """Whether the token's service holds ``name`` (known once
+        :meth:`capabilities` has run; ``False`` before)."""
+        return name in (self.site_functions or ())
+
+    def _plugin_pages(self, wsfunction, ids, since, perpage, **lists):
+        """Every page of a paged plugin function, ``PLUGIN_MAX_IDS`` ids per
+        list and call: the answers as Moodle gives them."""
+        ids = sorted({int(i) for i in ids})
+        for start in range(0, max(len(ids), 1), PLUGIN_MAX_IDS):
+            chunk = ids[start : start + PLUGIN_MAX_IDS]
+            page = 0
+            while True:
+                answer = self.call(
+                    wsfunction,
+                    **{
+                        name: chunk if value is None else value
+                        for name, value in lists.items()
+                    },
+                    since=int(since),
+                    page=page,
+                    perpage=perpage,
+                )
+                yield answer
+                if not answer.get("hasmore"):
+                    break
+                page += 1
+
+    def course_completion_pages(self, courseids, since=0, perpage=PLUGIN_PERPAGE):
+        """Course completion of every tracked user of these courses, changed at
+        or after ``since`` (``local_openeducat_get_course_completions``).
+
+        One call per page and per ``PLUGIN_MAX_IDS`` courses. Each answer holds
+        ``completions`` (``courseid``, ``userid``, ``hascriteria``,
+        ``completed``, ``timecompleted``; a course without criteria is one row
+        with ``userid`` 0), ``timenow`` (the next run's ``since``: the first
+        page's), ``allrows`` and ``warnings`` (per course).
+
+        :return: a generator of the answers, page by page
+        """
+        if not courseids:
+            return iter(())
+        return self._plugin_pages(
+            PLUGIN_COMPLETIONS, courseids, since, perpage, courseids=None
+        )
+
+    def attendance_log_pages(self, courseids, since=0, perpage=PLUGIN_PERPAGE):
+        """Attendance records of every attendance activity of these courses,
+        taken or changed at or after ``since``
+        (``local_openeducat_get_attendance_logs``), with their sessions.
+
+        Each answer holds ``logs`` (by record id), ``timenow``, ``hasmore`` and
+        ``warnings`` (per course or activity).
+
+        :return: a generator of the answers, page by page
+        """
+        if not courseids:
+            return iter(())
+        return self._plugin_pages(
+            PLUGIN_ATTENDANCE_LOGS, courseids, since, perpage, courseids=None
         )

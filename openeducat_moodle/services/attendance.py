@@ -33,6 +33,13 @@ Activities found in Moodle are listed on the course mapping
 Each course is synced inside a savepoint: a course OpenEduCat refuses (a
 ``UserError``, ``ValidationError`` or constraint) or Moodle rejects is rolled
 back alone and reported; the others commit.
+
+A pull reads only what changed in Moodle since the last one (see
+:mod:`..sync.attendance`): where it stopped (its watermark) is one more row of
+kind ``attendance`` (key ``attendance_reads``, on the instance), written with
+the registers it read, in the run's own transaction: a run rolled back leaves
+the watermark where it was. Each session link keeps the digest of the session
+as last pulled (``extra_data["moodle"]``).
 """
 
 import calendar
@@ -47,9 +54,11 @@ from odoo import fields
 from odoo.exceptions import UserError, ValidationError
 
 from ..models.moodle_mapping import in_moodle
+from ..moodle.catalogue import PLUGIN_ATTENDANCE_LOGS
 from ..sync import attendance as core
 from ..sync import idnumbers
 from ..sync.attendance import AttendanceSide, AttendanceSync, CourseRef, SheetRef
+from ..sync.reads import Watermark
 
 _logger = logging.getLogger(__name__)
 
@@ -60,6 +69,8 @@ ATTENDANCE_MODELS = (
 )
 KIND = "attendance"
 ACTIVITY_KIND = "attendance_activity"
+# The pull's watermark: a row of the attendance kind, on the instance.
+READS_KEY = "attendance_reads"
 FLAG_FIELDS = tuple(core.ACRONYMS.values())
 
 
@@ -123,6 +134,8 @@ class OdooAttendanceSide(AttendanceSide):
         ):
             self.batches[row["student_id"][0], row["course_id"][0]] = row["batch_id"][0]
         for m in self._search(KIND):
+            if m.external_key == READS_KEY:
+                continue
             extra = m.extra_data or {}
             self.links[extra.get("session")][extra.get("batch")] = m
             self.linked_sheets.add(m.res_id)
@@ -365,6 +378,48 @@ class OdooAttendanceSide(AttendanceSide):
     def known_users(self):
         return set(self.students)
 
+    def moodle_unchanged(self, course, session):
+        digest = core.session_digest(session)
+        links = self.links.get(session["id"]) or {}
+        return bool(digest and links) and all(
+            (mapping.extra_data or {}).get("moodle") == digest
+            for mapping in links.values()
+        )
+
+    def read_mark(self):
+        """The pull's watermark (:class:`~..sync.reads.Watermark`)."""
+        row = self._search(KIND, [("external_key", "=", READS_KEY)])[:1]
+        return Watermark.load(row.extra_data if row else None)
+
+    def save_mark(self, mark):
+        """Keep the pull's watermark, in this run's transaction."""
+        row = self.mappings.search(
+            [
+                ("instance_id", "=", self.instance.id),
+                ("moodle_model", "=", KIND),
+                ("external_key", "=", READS_KEY),
+            ],
+            limit=1,
+        )
+        values = {
+            "extra_data": mark.dump(),
+            "state": "synced",
+            "last_sync_date": fields.Datetime.now(),
+        }
+        if row:
+            row.write(values)
+        else:
+            self.mappings.create(
+                {
+                    "instance_id": self.instance.id,
+                    "moodle_model": KIND,
+                    "external_key": READS_KEY,
+                    "res_model": self.instance._name,
+                    "res_id": self.instance.id,
+                    **values,
+                }
+            )
+
     def statuses(self, course, session):
         self._adopt(course, session)
         statuses = {}
@@ -422,6 +477,9 @@ class OdooAttendanceSide(AttendanceSide):
         return created, updated, no_batch
 
     def _store_baseline(self, session, program, agreed):
+        # and the session as pulled: a later pull leaves it alone until
+        # Moodle changes it (moodle_unchanged)
+        digest = core.session_digest(session)
         for batch, mapping in self.links[session["id"]].items():
             extra = dict(mapping.extra_data or {})
             old = extra.get("statuses") or {}
@@ -433,8 +491,11 @@ class OdooAttendanceSide(AttendanceSide):
                     if self._batch(u, program) == batch
                 }
             )
-            if new != old:
-                mapping.write({"extra_data": {**extra, "statuses": new}})
+            if new != old or (digest and extra.get("moodle") != digest):
+                values = {**extra, "statuses": new}
+                if digest:
+                    values["moodle"] = digest
+                mapping.write({"extra_data": values})
 
     def unlinked_sheets(self, course):
         subject, program = self._subject_program(course)
@@ -556,5 +617,10 @@ class SyncAttendance:
             tz=side.tz,
             dry_run=self.dry_run,
             can_discover=core.can_discover(self.caps),
+            mark=side.read_mark() if direction == core.MOODLE else None,
+            logs=PLUGIN_ATTENDANCE_LOGS in self.caps.site.functions,
         )
-        return sync.run(side.course_refs())
+        result = sync.run(side.course_refs())
+        if sync.next_mark is not None and not self.dry_run:
+            side.save_mark(sync.next_mark)
+        return result

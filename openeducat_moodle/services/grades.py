@@ -5,6 +5,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import time
 
 from psycopg2.extras import execute_values
 
@@ -12,9 +13,10 @@ from odoo import fields
 from odoo.exceptions import UserError, ValidationError
 
 from ..models.moodle_mapping import in_moodle
-from ..moodle import MoodleAccessError, MoodleRecordError, MoodleTransientError
+from ..moodle import MoodleRecordError
 from ..sync import idnumbers
 from ..sync.grades import (
+    EXAM_LETTERS,
     convert,
     exam_code,
     grade_hash,
@@ -22,6 +24,7 @@ from ..sync.grades import (
     settings_digest,
 )
 from ..sync.pull import GradeFetcher
+from ..sync.reads import CompletionReader, Student, Watermark
 from ..sync.store import Mapping
 from .push import OdooStore
 
@@ -50,7 +53,10 @@ class PullResult:
     because the conversion settings changed (``reconverted_legacy``: stored
     before 17.0.1.2.0, whose settings nobody recorded). ``errors`` are the
     lines the run log shows under the counts: the problems, and the note of
-    a re-conversion first.
+    a re-conversion first. ``writer`` names where the grades went
+    (:attr:`GradeWriter.label`); ``moved`` counts the stored grades written
+    again because they were stored by another writer (the enterprise
+    gradebook installed since).
     """
 
     courses: int = 0
@@ -61,12 +67,79 @@ class PullResult:
     failed_courses: int = 0
     reconverted: int = 0
     reconverted_legacy: int = 0
+    moved: int = 0
+    writer: str = ""
     completion: dict = dataclasses.field(default_factory=collections.Counter)
     errors: list = dataclasses.field(default_factory=list)
     planned: list = dataclasses.field(default_factory=list)
 
 
-class ExamWriter:
+class GradeWriter:
+    """Where a grade pull writes grades: what :class:`SyncGrades` asks of a
+    writer, whichever OpenEduCat records it writes.
+
+    :class:`SyncGrades` makes one writer per run (:meth:`SyncGrades._writer`)
+    and, for each course:
+
+    1. calls :meth:`write_grade` for each grade to write (changed in Moodle,
+       or to convert again), which returns a handle;
+    2. calls :meth:`flush` once (writes the writer deferred, in bulk);
+    3. asks :meth:`record_id` for each handle: the record, in
+       :attr:`res_model`, that the grade's mapping row points to.
+
+    The course's writes run under a savepoint: when OpenEduCat refuses one
+    (``UserError``, ``ValidationError``) or the writer cannot place a grade
+    (``MoodleRecordError``), the course is rolled back and the run goes on
+    with the writer :meth:`after_rollback` returns. Once per run, after the
+    last course and never in a dry run, :meth:`recompute` brings totals and
+    states up to date over what the run touched.
+
+    :cvar str label: where the grades go, as the run log says it
+    :cvar str res_model: the model of the records grade mapping rows point to
+    """
+
+    label = ""
+    res_model = ""
+
+    def __init__(self, env, instance):
+        self.env = env
+        self.instance = instance
+
+    def write_grade(self, program, batch, subject, student, row, converted):
+        """Write (or prepare) one student's grade for one Moodle item.
+
+        :param program: the ``op.course`` of the Moodle course
+        :param batch: the student's ``op.batch`` in that program
+        :param subject: the ``op.subject`` of the Moodle course
+        :param int student: the ``op.student`` id
+        :param row: the :class:`~..sync.grades.GradeRow`
+        :param converted: its :class:`~..sync.grades.Converted` marks
+        :return: a handle for :meth:`record_id`
+        :raise MoodleRecordError, UserError, ValidationError: the course's
+            grades cannot be written (the course is rolled back)
+        """
+        raise NotImplementedError
+
+    def flush(self):
+        """Write what :meth:`write_grade` deferred since the last flush."""
+        raise NotImplementedError
+
+    def record_id(self, handle):
+        """The id of the record (in :attr:`res_model`) holding the grade of
+        ``handle``; valid after :meth:`flush`."""
+        raise NotImplementedError
+
+    def after_rollback(self):
+        """A writer for the next course once a course's writes were rolled
+        back: what this one cached may name records that no longer exist."""
+        raise NotImplementedError
+
+    def recompute(self):
+        """Once per run: totals and states over what the run touched."""
+        raise NotImplementedError
+
+
+class ExamWriter(GradeWriter):
     """The community path: ``op.exam.session`` → ``op.exam`` →
     ``op.exam.attendees`` and ``op.result.line``, found or created
     idempotently by deterministic exam codes.
@@ -74,9 +147,11 @@ class ExamWriter:
     One session per (instance, batch); one exam per (grade item, batch).
     """
 
+    label = "exams (op.exam.session, op.exam, op.exam.attendees, op.result.line)"
+    res_model = "op.exam.attendees"
+
     def __init__(self, env, instance):
-        self.env = env
-        self.instance = instance
+        super().__init__(env, instance)
         self._sessions = {}
         self._exams = {}
         self._attendees = {}
@@ -249,6 +324,15 @@ class ExamWriter:
             }
         return self._attendees[exam.id], self._lines[exam.id]
 
+    def write_grade(self, program, batch, subject, student, row, converted):
+        session = self.session(program, batch)
+        exam = self.exam(session, subject, row, converted)
+        self.write_marks(exam, student, batch.id, converted)
+        return exam, student
+
+    def record_id(self, handle):
+        return self.attendee_id(*handle)
+
     def write_marks(self, exam, student, batch, converted):
         """Write one student's marks.
 
@@ -330,6 +414,202 @@ class ExamWriter:
         )
         pending.sudo().write({"state": "held"})
         self.touched_exams.filtered(lambda e: e.state == "held").act_result_updated()
+
+
+class GradebookWriter(GradeWriter):
+    """The enterprise path (OpenEduCat Enterprise's ``openeducat_grading``):
+    ``grading.assignment`` → ``gradebook.gradebook`` → ``gradebook.line``,
+    then ``calculate_percentage()`` and ``student_Grade_override()`` once
+    per run over every gradebook the run touched, never per grade.
+
+    One assignment per Moodle grade item (found again by its code,
+    ``M<instance>.<G|A|Q>.<item id>``, ids in base 36); one gradebook per
+    student and batch; one line per gradebook and assignment, holding the
+    converted marks (the assignment holds the total).
+
+    The module is not public: OpenEduCat publishes the model and method
+    names, not the fields. The fields this writer reads and writes are its
+    own assumption, all listed in :attr:`FIELDS` (the test stand-in,
+    ``tests/odoo_addons/openeducat_grading``, defines exactly these).
+    """
+
+    MODELS = ("grading.assignment", "gradebook.gradebook", "gradebook.line")
+    # Not published: the names to check first against the real module.
+    FIELDS = {
+        "grading.assignment": ("name", "code", "subject_id", "total_marks"),
+        "gradebook.gradebook": ("student_id", "batch_id"),
+        "gradebook.line": ("gradebook_id", "assignment_id", "marks"),
+    }
+    label = (
+        "gradebook (openeducat_grading: grading.assignment, gradebook.gradebook, "
+        "gradebook.line)"
+    )
+    res_model = "gradebook.line"
+
+    def __init__(self, env, instance):
+        super().__init__(env, instance)
+        self._assignments = None  # code -> grading.assignment
+        self._gradebooks = {}  # (student id, batch id) -> gradebook id
+        self._lines = {}  # (gradebook id, assignment id) -> (line id, marks)
+        self._pending = {}  # (student id, batch id, assignment id) -> marks
+        self.touched_gradebooks = env["gradebook.gradebook"]
+
+    @classmethod
+    def available(cls, env):
+        """Whether OpenEduCat's enterprise gradebook is installed, judged as
+        the published page does: by its models being there."""
+        return all(model in env for model in cls.MODELS)
+
+    def _code(self, row):
+        return ".".join(
+            (
+                "M" + idnumbers.base36(self.instance.id),
+                EXAM_LETTERS[row.source],
+                idnumbers.base36(int(row.item_id)),
+            )
+        )
+
+    def assignment(self, subject, row, converted):
+        """The assignment of one Moodle grade item (found by its code, or
+        created), its name and total brought in line with Moodle's."""
+        model = self.env["grading.assignment"]
+        if self._assignments is None:
+            prefix = "M" + idnumbers.base36(self.instance.id) + "."
+            # The oldest assignment of a code wins (read last).
+            self._assignments = {
+                a.code: a
+                for a in model.search(
+                    [("code", "=like", prefix + "%")], order="id desc"
+                )
+            }
+        code = self._code(row)
+        name = row.item_name[:256]
+        assignment = self._assignments.get(code)
+        if assignment is None:
+            assignment = self._assignments[code] = model.create(
+                {
+                    "name": name,
+                    "code": code,
+                    "subject_id": subject.id,
+                    "total_marks": converted.total,
+                }
+            )
+            return assignment
+        if assignment.total_marks != converted.total:
+            assignment.total_marks = converted.total
+            # Every gradebook with a line on it has a new percentage.
+            self.touched_gradebooks |= (
+                self.env["gradebook.line"]
+                .search([("assignment_id", "=", assignment.id)])
+                .gradebook_id
+            )
+        if assignment.name != name:
+            assignment.name = name
+        return assignment
+
+    def write_grade(self, program, batch, subject, student, row, converted):
+        assignment = self.assignment(subject, row, converted)
+        handle = (student, batch.id, assignment.id)
+        self._pending[handle] = converted.marks
+        return handle
+
+    def _load_gradebooks(self, keys):
+        """The gradebooks of these (student, batch) pairs: the missing ones
+        read in one query, those still missing created in one call."""
+        missing = {k for k in keys if k not in self._gradebooks}
+        if not missing:
+            return
+        model = self.env["gradebook.gradebook"]
+        for row in model.search_read(
+            [
+                ("student_id", "in", sorted({s for s, _b in missing})),
+                ("batch_id", "in", sorted({b for _s, b in missing})),
+            ],
+            ["student_id", "batch_id"],
+            order="id desc",
+            load="",
+        ):
+            # The oldest gradebook of a pair wins (read last).
+            key = row["student_id"], row["batch_id"]
+            if key in missing:
+                self._gradebooks[key] = row["id"]
+        new = sorted(k for k in missing if k not in self._gradebooks)
+        if new:
+            created = model.create(
+                [{"student_id": student, "batch_id": batch} for student, batch in new]
+            )
+            self._gradebooks.update(zip(new, created.ids, strict=True))
+
+    def _load_lines(self, keys):
+        """The lines of these (gradebook, assignment) pairs, one query."""
+        missing = {k for k in keys if k not in self._lines}
+        if not missing:
+            return
+        for row in self.env["gradebook.line"].search_read(
+            [
+                ("gradebook_id", "in", sorted({g for g, _a in missing})),
+                ("assignment_id", "in", sorted({a for _g, a in missing})),
+            ],
+            ["gradebook_id", "assignment_id", "marks"],
+            order="id desc",
+            load="",
+        ):
+            key = row["gradebook_id"], row["assignment_id"]
+            if key in missing:
+                self._lines[key] = row["id"], row["marks"]
+
+    def flush(self):
+        """Write the lines collected since the last flush: gradebooks and
+        lines read in one query each, new ones created in one call each,
+        changed lines written one by one."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        self._load_gradebooks({(s, b) for s, b, _a in pending})
+        self._load_lines({(self._gradebooks[s, b], a) for s, b, a in pending})
+        lines = self.env["gradebook.line"]
+        new = []
+        for (student, batch, assignment), marks in pending.items():
+            gradebook = self._gradebooks[student, batch]
+            line = self._lines.get((gradebook, assignment))
+            if line is None:
+                new.append(
+                    {
+                        "gradebook_id": gradebook,
+                        "assignment_id": assignment,
+                        "marks": marks,
+                    }
+                )
+            elif line[1] != marks:
+                lines.browse(line[0]).marks = marks
+                self._lines[gradebook, assignment] = line[0], marks
+        if new:
+            for vals, line in zip(new, lines.create(new), strict=True):
+                self._lines[vals["gradebook_id"], vals["assignment_id"]] = (
+                    line.id,
+                    vals["marks"],
+                )
+        self.touched_gradebooks |= self.env["gradebook.gradebook"].browse(
+            sorted({self._gradebooks[s, b] for s, b, _a in pending})
+        )
+
+    def record_id(self, handle):
+        student, batch, assignment = handle
+        return self._lines[self._gradebooks[student, batch], assignment][0]
+
+    def after_rollback(self):
+        writer = GradebookWriter(self.env, self.instance)
+        writer.touched_gradebooks = self.touched_gradebooks.exists()
+        return writer
+
+    def recompute(self):
+        """Once per run, over every gradebook the run touched: OpenEduCat's
+        own ``calculate_percentage()`` then ``student_Grade_override()``, one
+        call each (the published page: once per batch, not per grade)."""
+        gradebooks = self.touched_gradebooks.exists()
+        if gradebooks:
+            gradebooks.calculate_percentage()
+            gradebooks.student_Grade_override()
 
 
 class SyncGrades:
@@ -418,13 +698,12 @@ class SyncGrades:
         }
 
     def _writer(self):
-        if "gradebook.gradebook" in self.env:
-            # OpenEduCat Enterprise's gradebook (openeducat_grading) is not
-            # available to build against; its grades go the exam path too.
-            self.result.errors.append(
-                "gradebook.gradebook (OpenEduCat Enterprise) detected: this version "
-                "writes grades to exams, not to the enterprise gradebook"
-            )
+        """The :class:`GradeWriter` of this database: OpenEduCat Enterprise's
+        gradebook when ``openeducat_grading`` is installed (it takes priority,
+        as OpenEduCat's own connector does), else the exams of
+        ``openeducat_exam``, else ``None``."""
+        if GradebookWriter.available(self.env):
+            return GradebookWriter(self.env, self.instance)
         if "op.exam" in self.env:
             return ExamWriter(self.env, self.instance)
         return None
@@ -443,12 +722,14 @@ class SyncGrades:
         )
         if writer is None:
             self.result.errors.append(
-                "openeducat_exam is not installed: grades have nowhere to go"
+                "neither openeducat_grading nor openeducat_exam is installed: "
+                "grades have nowhere to go"
             )
             if sources:
                 # Not one course's grades could be written: no success.
                 self.result.failed_courses += len(self._course_map)
         elif sources:
+            self.result.writer = writer.label
             fetcher = GradeFetcher(
                 self.client,
                 gradebook=instance.pull_gradebook,
@@ -478,16 +759,24 @@ class SyncGrades:
                     self._grade_store = OdooStore(self.instance)
             if not self.dry_run:
                 self._recompute_gradebooks(writer)
-            self._note_reconversion()
+            self._note_reconversion(writer)
         if instance.pull_completion and instance.completion_schedule == "with_grades":
             SyncCompletion(self.instance, self.client, self.dry_run, self.result).run()
         return self.result
 
-    def _note_reconversion(self):
-        """Say in the run log (first under the counts) that stored grades
-        were converted again, and why."""
+    def _note_reconversion(self, writer):
+        """Say in the run log (first under the counts) where the grades went,
+        and that stored grades were converted or written again, and why."""
         done = "to re-convert" if self.dry_run else "re-converted"
-        notes = []
+        notes = [
+            f"grades {'to write' if self.dry_run else 'written'} to the {writer.label}"
+        ]
+        if self.result.moved:
+            notes.append(
+                f"grades stored by another writer before: {self.result.moved} "
+                f"grades {'to write' if self.dry_run else 'written'} to "
+                f"{writer.res_model}"
+            )
         if self.result.reconverted:
             notes.append(
                 f"conversion settings changed: {self.result.reconverted} grades {done}"
@@ -506,7 +795,7 @@ class SyncGrades:
         multi-row UPDATE)."""
         now = self.env.cr.now()
         rows, created, updated = [], 0, 0
-        for key, mapping, exam, student, digest, row, converted in written:
+        for key, mapping, handle, digest, row, converted in written:
             if mapping:
                 self._grade_store.remember("grade", key, mapping["id"])
                 updated += 1
@@ -516,8 +805,8 @@ class SyncGrades:
                 Mapping(
                     "grade",
                     key,
-                    "op.exam.attendees",
-                    writer.attendee_id(exam, student),
+                    writer.res_model,
+                    writer.record_id(handle),
                     idnumber=course_key,
                     sync_hash=digest,
                     state="synced",
@@ -569,7 +858,7 @@ class SyncGrades:
                     ("moodle_model", "=", "grade"),
                     ("moodle_idnumber", "=", course_key),
                 ],
-                ["external_key", "sync_hash", "res_id", "extra_data"],
+                ["external_key", "sync_hash", "res_model", "res_id", "extra_data"],
             )
         }
         program = self.env["op.course"].browse(program_id)
@@ -586,11 +875,14 @@ class SyncGrades:
             key = f"{idnumbers.student(student)}@{course_key}#{row.item_key}"
             digest = grade_hash(row.raw, row.grademax, row.grademin, self._digest)
             mapping = existing.get(key)
-            if mapping and mapping["sync_hash"] == digest:
+            # A grade another writer stored (the enterprise gradebook
+            # installed since) is written again, whatever its hash.
+            moved = bool(mapping) and mapping["res_model"] != writer.res_model
+            if mapping and mapping["sync_hash"] == digest and not moved:
                 self.result.unchanged += 1
                 continue
             converted = convert(row.raw, row.grademax, row.grademin, **self._settings)
-            why = mapping and self._reconversion(mapping, row)
+            why = "moved" if moved else mapping and self._reconversion(mapping, row)
             if self.dry_run:
                 reconverted[why] += 1
                 self.result.planned.append(
@@ -609,10 +901,15 @@ class SyncGrades:
                     f"{key}: the student has no batch in the program"
                 )
                 continue
-            session = writer.session(program, self.env["op.batch"].browse(batch))
-            exam = writer.exam(session, subject, row, converted)
-            writer.write_marks(exam, student, batch, converted)
-            written.append((key, mapping, exam, student, digest, row, converted))
+            handle = writer.write_grade(
+                program,
+                self.env["op.batch"].browse(batch),
+                subject,
+                student,
+                row,
+                converted,
+            )
+            written.append((key, mapping, handle, digest, row, converted))
             reconverted[why] += 1
         writer.flush()
         self._store_grade_mappings(writer, course_key, written)
@@ -620,6 +917,7 @@ class SyncGrades:
         # counts as failed, not as re-converted).
         self.result.reconverted += reconverted["settings"]
         self.result.reconverted_legacy += reconverted["legacy"]
+        self.result.moved += reconverted["moved"]
         if no_batch:
             # Grades left unwritten: the course did not fully succeed.
             self.result.failed_courses += 1
@@ -639,12 +937,21 @@ class SyncCompletion:
     itself is not changed. A course without completion criteria is recorded
     as such once, without asking for its other students.
 
+    A run reads only what can have changed since the last successful one
+    (:mod:`..sync.reads`): with the companion plugin ``local_openeducat``, the
+    rows it lists as changed, many courses a call; without it, the students
+    not complete yet who went into their course since (Moodle's last access,
+    one call per course), and every student not complete once a day. Where
+    the last run stopped (its watermark) is kept on the instance
+    (``completion_watermark``), written in a short transaction of its own
+    once the run's answers are stored.
+
     Answers are kept as they come: each course's (and every
-    ``COMMIT_EVERY`` answers within a course) are committed in a short
-    transaction of their own, so a failure at the 90,000th call keeps the
-    answers before it, and the next run asks the students checked longest
-    ago first. No other kind of run writes completion rows, so this never
-    collides with a push of the same instance.
+    ``COMMIT_EVERY`` answers within a course; each page with the plugin) are
+    committed in a short transaction of their own, so a failure at the
+    90,000th call keeps the answers before it, and the next run asks the
+    students checked longest ago first. No other kind of run writes
+    completion rows, so this never collides with a push of the same instance.
     """
 
     COMMIT_EVERY = 500
@@ -713,51 +1020,39 @@ class SyncCompletion:
         ]
 
     def run(self):
-        for courseid, students in self._todo():
-            no_criteria = False
-            answers = []
-            for key, res_id, userid, stored in students:
-                if stored.get("completion") == "complete":
-                    # Moodle keeps a completion once reached: no need to ask again.
-                    self.result.completion["complete"] += 1
-                    continue
-                if no_criteria:
-                    status = {"completion": "no_criteria"}
-                else:
-                    try:
-                        data = self.client.get_course_completion_status(
-                            courseid, userid
-                        )
-                    except MoodleRecordError as err:
-                        self.result.completion["error"] += 1
-                        self.result.errors.append(f"{key}: {err}")
-                        continue
-                    except (MoodleTransientError, MoodleAccessError):
-                        # Moodle failed as a whole: keep what this course gave.
-                        self._store(answers)
-                        raise
-                    status = self._status(data)
-                    no_criteria = data is None
-                self.result.completion[status["completion"]] += 1
-                answers.append((key, res_id, status))
-                if len(answers) >= self.COMMIT_EVERY:
-                    self._store(answers)
-                    answers = []
-            self._store(answers)
-        return self.result
+        """Read what can have changed, store it as it comes, then move the
+        watermark on.
 
-    @staticmethod
-    def _status(data):
-        if data is None:
-            return {"completion": "no_criteria"}
-        return {
-            "completion": "complete" if data.get("completed") else "incomplete",
-            "completed_at": max(
-                (c.get("timecompleted") or 0 for c in data.get("completions") or []),
-                default=0,
+        :rtype: PullResult
+        :raise MoodleTransientError, MoodleAccessError: Moodle failed as a
+            whole: what was read is kept, the watermark stays
+        """
+        if self.client.site_functions is None:
+            # One call: the token's functions say whether the plugin is there.
+            self.client.capabilities()
+        mark = Watermark.load(self.instance.completion_watermark)
+        reader = CompletionReader(
+            self.client,
+            mark,
+            time.time(),
+            self._store,
+            self.result.completion,
+            self.result.errors,
+        )
+        reader.COMMIT_EVERY = self.COMMIT_EVERY
+        following = reader.run(
+            [
+                (courseid, [Student(*student) for student in students])
+                for courseid, students in self._todo()
+            ]
+        )
+        if not self.dry_run:
+            self.instance._moodle_own_transaction(
+                lambda instance: instance.write(
+                    {"completion_watermark": following.dump()}
+                )
             )
-            or None,
-        }
+        return self.result
 
     def _store(self, answers):
         """Upsert these answers' completion rows, committed at once."""

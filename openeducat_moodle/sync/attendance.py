@@ -46,15 +46,41 @@ Each course is one unit of work (:meth:`AttendanceSide.course_scope`): when
 Moodle rejects one of its records or OpenEduCat refuses one of its writes,
 that course's OpenEduCat writes are undone and reported, and the other courses
 go on.
+
+What a pull (the ``moodle`` direction) reads, given the previous run's
+:class:`~.reads.Watermark` (``mark``; without one, everything, every run):
+
+* with the companion plugin's ``local_openeducat_get_attendance_logs`` in the
+  token's service: the records taken or changed since the last run, of every
+  attendance activity of the mapped courses, a few calls for all of them
+  (every record once a day). Activities added in Moodle come with their
+  records, no listing needed. A session then holds only the records listed
+  (:func:`sessions_from_logs`): a student not listed keeps what OpenEduCat
+  has, as a pull always left a status Moodle does not give;
+* without it, every session of every known activity, one
+  ``mod_attendance_get_sessions`` call each (Moodle's API has no "since"), but
+  a session Moodle did not change since it was last pulled
+  (:meth:`AttendanceSide.moodle_unchanged`, by :func:`session_digest`) is
+  counted as unchanged and left alone; the courses' activities are listed
+  (``core_course_get_contents``) once a day. Once a day too, every session
+  is pulled whole. (A course where no activity is known yet is listed at
+  every run.)
+
+The ``oec`` and ``both`` directions read every session of every activity, as
+they must compare each one with OpenEduCat.
 """
 
+import collections
 import contextlib
 import dataclasses
 import datetime
 import hashlib
+import json
+import time
 import zoneinfo
 
 from ..moodle import MoodleRecordError
+from ..moodle.catalogue import PLUGIN_ATTENDANCE_LOGS
 from . import idnumbers
 
 MOODLE, OEC, BOTH = "moodle", "oec", "both"
@@ -183,6 +209,70 @@ def moodle_statuses(session):
             continue
         statuses[int(log["studentid"])] = by_id.get(statusid) or "?"
     return statuses
+
+
+def session_digest(session):
+    """A short digest of what Moodle holds for a session (its date, times,
+    status set and records), to tell a session changed since it was pulled;
+    ``None`` for a session built from some of its records only."""
+    if session.get("partial"):
+        return None
+    state = [
+        session.get("sessdate"),
+        session.get("duration"),
+        session.get("groupid"),
+        session.get("lasttaken"),
+        session.get("timemodified"),
+        sorted(
+            (int(s["id"]), str(s.get("acronym")), int(s.get("deleted") or 0))
+            for s in session.get("statuses") or []
+        ),
+        sorted(
+            (int(log["studentid"]), str(log.get("statusid")))
+            for log in session.get("attendance_log") or []
+        ),
+    ]
+    return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()[:16]
+
+
+def sessions_from_logs(logs):
+    """Sessions shaped as ``mod_attendance_get_session`` answers, from the
+    records ``local_openeducat_get_attendance_logs`` listed, by session id.
+
+    Only the records listed are in each (``partial``): the statuses are those
+    the records use, ``users`` is empty.
+    """
+    sessions = {}
+    for log in logs:
+        sessionid = int(log["sessionid"])
+        session = sessions.get(sessionid)
+        if session is None:
+            session = sessions[sessionid] = {
+                "id": sessionid,
+                "attendanceid": int(log["attendanceid"]),
+                "groupid": int(log.get("groupid") or 0),
+                "sessdate": int(log["sessdate"]),
+                "duration": int(log.get("duration") or 0),
+                "lasttaken": log.get("lasttaken"),
+                "statuses": [],
+                "attendance_log": [],
+                "users": [],
+                "partial": True,
+            }
+        statusid = int(log["statusid"])
+        if all(s["id"] != statusid for s in session["statuses"]):
+            session["statuses"].append(
+                {"id": statusid, "acronym": log.get("statusacronym"), "deleted": 0}
+            )
+        session["attendance_log"].append(
+            {
+                "id": str(log["id"]),
+                "studentid": int(log["studentid"]),
+                "statusid": str(statusid),
+                "remarks": log.get("remarks"),
+            }
+        )
+    return [sessions[key] for key in sorted(sessions)]
 
 
 def session_date(session, tz="UTC"):
@@ -365,6 +455,17 @@ class AttendanceSide:
         :return: the attendance id, or ``None`` (this default: none kept)
         """
 
+    def moodle_unchanged(self, course, session):
+        """Whether Moodle holds the session as it was when last pulled (its
+        :func:`session_digest`, kept by :meth:`apply`): a pull then leaves it
+        alone. This default keeps nothing: every session is pulled.
+
+        :param CourseRef course: the course
+        :param dict session: the session as ``mod_attendance_get_sessions``
+            gives it
+        """
+        return False
+
     def known_users(self):  # pragma: no cover - interface
         """Moodle user ids that map to an OpenEduCat student."""
         raise NotImplementedError
@@ -420,6 +521,11 @@ class AttendanceSync:
         Moodle and the new ones recorded (see :func:`can_discover`)
     :param str tz: the institution's time zone (session dates)
     :param bool dry_run: read Moodle, write nowhere, list the plan
+    :param mark: the previous pull's :class:`~.reads.Watermark`: a pull then
+        reads only what changed since (see the module's docstring) and leaves
+        the next one in :attr:`next_mark`; ``None``: everything is read
+    :param bool logs: the site has ``local_openeducat_get_attendance_logs``
+    :param int now: the run's start (unix time; default: the clock's)
     """
 
     def __init__(
@@ -432,6 +538,9 @@ class AttendanceSync:
         tz="UTC",
         dry_run=False,
         can_discover=False,
+        mark=None,
+        logs=False,
+        now=None,
     ):
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown attendance direction {direction!r}")
@@ -445,6 +554,13 @@ class AttendanceSync:
         self.dry_run = dry_run
         self.result = AttendanceResult(direction=direction)
         self._unmapped = set()
+        # Reading what changed: pulls only (the other directions compare
+        # every session with OpenEduCat).
+        self.mark = mark if direction == MOODLE else None
+        self.now = int(time.time() if now is None else now)
+        self.logs = bool(logs) and self.mark is not None
+        self.full = self.mark is None or self.mark.full_due(self.now, self.logs)
+        self.next_mark = None
 
     def run(self, courses):
         """Sync every course, each in its own scope: a course Moodle rejects
@@ -454,22 +570,122 @@ class AttendanceSync:
         :rtype: AttendanceResult
         :raise MoodleTransientError, MoodleAccessError: Moodle failed as a whole
         """
-        if not self.can_discover:
+        if not self.can_discover and not self.logs:
             creates = self.can_create and self.direction != MOODLE
             self.result.note = DISCOVERY_NOTE + (
                 DISCOVERY_CREATE_NOTE if creates else ""
             )
         refusals = (MoodleRecordError, *self.side.refusals)
-        for course in courses:
-            self.result.courses += 1
+        if self.logs:
+            timenow, failed = self._run_logs(courses, refusals)
+        else:
+            timenow, failed = None, {}
+            for course in courses:
+                self.result.courses += 1
+                before = self.result.counts()
+                try:
+                    with self.side.course_scope(course):
+                        self._course(course)
+                except refusals as err:
+                    self._failed(course, err, before)
+        if self.mark is not None:
+            self.next_mark = self.mark.following(
+                timenow, self.now, self.full, self.logs, failed
+            )
+        self.result.unmapped_users = len(self._unmapped)
+        return self.result
+
+    def _run_logs(self, courses, refusals):
+        """Pull with the plugin: the records changed since the watermark
+        (every record once a day) of every activity of the courses, page by
+        page, each page's courses in their own scope.
+
+        :return: ``(timenow of the first page, {course id: since})`` of the
+            courses not read (a warning, a course that failed), read again
+            from that time by the next run
+        """
+        refs = {course.courseid: course for course in courses}
+        self.result.courses = len(refs)
+        by_activity = {
+            int(attid): courseid
+            for courseid, course in refs.items()
+            for attid in course.attendance_ids
+        }
+        timenow, failed, warned = None, {}, set()
+        for since, courseids in self.mark.groups(refs, self.full):
+            try:
+                for answer in self.client.attendance_log_pages(courseids, since):
+                    if timenow is None:
+                        timenow = int(answer.get("timenow") or 0) or None
+                    self._logged_page(
+                        answer,
+                        refs,
+                        by_activity,
+                        since,
+                        courseids,
+                        failed,
+                        warned,
+                        refusals,
+                    )
+            except MoodleRecordError as err:
+                # The plugin refused the read: these courses wait for the
+                # next run, from the same time.
+                failed.update(dict.fromkeys(courseids, since))
+                self.result.failed += 1
+                self.result.errors.append(f"{PLUGIN_ATTENDANCE_LOGS}: {err}")
+        return timenow, failed
+
+    def _logged_page(
+        self, answer, refs, by_activity, since, courseids, failed, warned, refusals
+    ):
+        """One page of records: its warnings (the courses not read), then
+        each course's records in the course's own scope."""
+        for warning in answer.get("warnings") or []:
+            itemid = int(warning.get("itemid") or 0)
+            if (warning.get("item"), itemid) in warned:
+                continue  # said again by every page
+            warned.add((warning.get("item"), itemid))
+            if warning.get("item") == "course":
+                unread = [itemid]
+            else:
+                # an activity of a course not known: read them all again
+                unread = (
+                    [by_activity.get(itemid)] if itemid in by_activity else courseids
+                )
+            for courseid in unread:
+                failed[courseid] = min(since, failed.get(courseid, since))
+            self.result.failed += 1
+            self.result.errors.append(
+                f"{warning.get('item')} {itemid}: {warning.get('message')} "
+                f"({warning.get('warningcode')})"
+            )
+        pages = collections.defaultdict(list)
+        for log in answer.get("logs") or []:
+            pages[int(log["courseid"])].append(log)
+        for courseid, logs in pages.items():
+            course = refs.get(courseid)
+            if course is None:
+                continue
             before = self.result.counts()
             try:
                 with self.side.course_scope(course):
-                    self._course(course)
+                    self._logged_course(course, logs)
             except refusals as err:
                 self._failed(course, err, before)
-        self.result.unmapped_users = len(self._unmapped)
-        return self.result
+                failed[courseid] = min(since, failed.get(courseid, since))
+
+    def _logged_course(self, course, logs):
+        """A course's records from the plugin: activities not known yet are
+        recorded (as a listing finds them), then each session is pulled."""
+        known = {int(i) for i in course.attendance_ids}
+        found = sorted({int(log["attendanceid"]) for log in logs} - known)
+        if found:
+            self.result.attendances_found += len(found)
+            course.attendance_ids = [*course.attendance_ids, *found]
+            if not self.dry_run:
+                self.side.record_attendances(course, found)
+        for session in sessions_from_logs(logs):
+            self._session(course, session)
 
     def _failed(self, course, err, before):
         """A course failed: its OpenEduCat counts go back to what they were
@@ -496,7 +712,10 @@ class AttendanceSync:
 
     def _course(self, course):
         ids = [int(i) for i in course.attendance_ids]
-        listed = self.can_discover and course.has_students
+        # A pull lists a course's activities in the day's whole read, and
+        # every run where it knows none (a teacher's first one is found at
+        # once; one call per course, not per activity, otherwise).
+        listed = self.can_discover and course.has_students and (self.full or not ids)
         if listed:
             ids += self._discover(course, ids)
         if not ids and self.direction != MOODLE and self.can_create:
@@ -565,6 +784,11 @@ class AttendanceSync:
 
     def _session(self, course, session):
         self.result.sessions += 1
+        if not self.full and self.side.moodle_unchanged(course, session):
+            # Pulled before and not changed in Moodle since: what both sides
+            # agreed on then stands.
+            self.result.unchanged += len(self.side.baseline(course, session))
+            return
         moodle = moodle_statuses(session)
         oec = self.side.statuses(course, session)
         baseline = self.side.baseline(course, session)

@@ -22,6 +22,7 @@ from .fn_contents import ContentsMixin
 from .fn_core import CoreMixin
 from .fn_grades import GradesMixin
 from .fn_people import PeopleMixin
+from .fn_plugin import PluginMixin
 from .limits import (
     DML_WRITE_MESSAGE,
     FLAVOUR_LIMITS,
@@ -115,7 +116,9 @@ _REASONS = {
 }
 
 
-class FakeMoodle(CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin, ContentsMixin):
+class FakeMoodle(
+    PluginMixin, CoreMixin, PeopleMixin, GradesMixin, AttendanceMixin, ContentsMixin
+):
     """In-memory Moodle 4.5 (or 5.1) answering REST web-service calls.
 
     :param token: the only accepted ``wstoken``

@@ -293,7 +293,9 @@ class TestCompletionKeepsWhatItGot(InstitutionCase):
                 raise MoodleTransientError("Connection refused")
             return original(client, courseid, userid)
 
-        later = T0 + datetime.timedelta(hours=1)
+        # A day apart: each run is the daily sweep, which asks every student
+        # not complete (in between, only those active in their course are).
+        later = T0 + datetime.timedelta(days=1)
         patched = patch.object(MoodleClient, "get_course_completion_status", flaky)
         with freeze_time(later), trap_jobs(), patched:
             summary = self.instance._job_pull_completion()
@@ -303,7 +305,7 @@ class TestCompletionKeepsWhatItGot(InstitutionCase):
         # The run after that starts with the students asked longest ago.
         self.instance.backoff_until = False
         self.fm.reset_calls()
-        with freeze_time(later + datetime.timedelta(hours=1)):
+        with freeze_time(later + datetime.timedelta(days=1)):
             self.instance._job_pull_completion()
         asked = self.asked(function)
         self.assertEqual(len(asked), 3)

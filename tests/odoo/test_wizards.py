@@ -141,8 +141,13 @@ class TestInitialImport(InstitutionCase):
         self.env["moodle.mapping"].search(
             [("instance_id", "=", self.instance.id)]
         ).unlink()
+        # in one of our program categories: the import reads those, never
+        # the whole site (issue 15)
+        program = self.fm.find_category(
+            idnumber=f"oec_course_{self.data['program'].id}"
+        )["id"]
         ghost = self.fm.add_course(
-            "Ghost", "GHOST", idnumber="oec_subj_999999_course_1"
+            "Ghost", "GHOST", categoryid=program, idnumber="oec_subj_999999_course_1"
         )
         self.fm.reset_calls()
         wizard = self.env["moodle.import.wizard"].create(
