@@ -12,6 +12,7 @@ exactly the payloads a push would send.
 """
 
 import collections
+import html
 import re
 
 from ..moodle.errors import MoodleRecordError
@@ -32,7 +33,9 @@ def _norm(value):
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    # Moodle returns names through format_string(): "R&D" comes back as
+    # "R&amp;D". Compared unescaped on both sides, so only a real change counts.
+    return html.unescape(str(value)).strip()
 
 
 def differences(payload, moodle_object):

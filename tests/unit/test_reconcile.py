@@ -127,3 +127,14 @@ def test_category_deleted_in_moodle_is_recreated(fm):
         fm.find_category(idnumber="oec_course_12")["parent"]
         == (fm.find_category(idnumber="oec_dept_4")["id"])
     )
+
+
+def test_names_moodle_returns_html_escaped_are_not_drift():
+    """Moodle returns a course's full name through format_string(): "Prog & Co"
+    comes back as "Prog &amp; Co" (seen on real 4.5 sites)."""
+    from openeducat_moodle.sync.reconcile import differences
+
+    payload = {"fullname": "Algebra (Prog & Co)", "summary": "<p>R&amp;D</p>"}
+    moodle = {"fullname": "Algebra (Prog &amp; Co)", "summary": "<p>R&amp;D</p>"}
+    assert differences(payload, moodle) == []
+    assert differences(payload, {**moodle, "fullname": "Edited"}) == ["fullname"]
