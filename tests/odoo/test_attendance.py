@@ -226,7 +226,9 @@ class TestAttendance(InstitutionCase):
 
     def test_two_sessions_on_one_day_get_two_sheets_in_one_register(self):
         attid, first = self.first_run_with_a_session()
-        second = self.fm.add_attendance_session(attid, self.tx - 1800, 600)
+        # A minute after the first (tx - 3600): on the same day whatever the
+        # hour (tx - 1800 fell on the next day during the first hour of one).
+        second = self.fm.add_attendance_session(attid, self.tx - 3540, 600)
         self.fm.set_attendance_status_by_acronym(first, self.ann_id, "P")
         self.fm.set_attendance_status_by_acronym(second, self.ann_id, "A")
         self.instance._job_sync_attendance()
