@@ -13,7 +13,7 @@ from odoo import fields
 from odoo.exceptions import UserError, ValidationError
 
 from ..models.moodle_mapping import in_moodle
-from ..moodle import MoodleRecordError
+from ..moodle import MoodleAccessError, MoodleRecordError, MoodleTransientError
 from ..sync import idnumbers
 from ..sync.grades import (
     EXAM_LETTERS,
@@ -929,6 +929,13 @@ class SyncGrades:
             )
 
 
+def _unix(when):
+    """Unix time of a naive UTC datetime (0 for never)."""
+    if not when or when == datetime.datetime.min:
+        return 0
+    return int(when.replace(tzinfo=datetime.timezone.utc).timestamp())
+
+
 class SyncCompletion:
     """Course completion per student and course, into ``moodle.mapping`` rows
     of kind ``completion`` (one per student enrolment mapping, same key;
@@ -1015,7 +1022,13 @@ class SyncCompletion:
             )
             checked[courseid] = min(checked.get(courseid, when), when)
         return [
-            (courseid, [student[1:] for student in sorted(courses[courseid])])
+            (
+                courseid,
+                [
+                    (*student[1:], _unix(student[0]))
+                    for student in sorted(courses[courseid])
+                ],
+            )
             for courseid in sorted(courses, key=lambda c: (checked[c], c))
         ]
 
@@ -1040,12 +1053,24 @@ class SyncCompletion:
             self.result.errors,
         )
         reader.COMMIT_EVERY = self.COMMIT_EVERY
-        following = reader.run(
-            [
-                (courseid, [Student(*student) for student in students])
-                for courseid, students in self._todo()
-            ]
-        )
+        try:
+            following = reader.run(
+                [
+                    (courseid, [Student(*student) for student in students])
+                    for courseid, students in self._todo()
+                ]
+            )
+        except (MoodleTransientError, MoodleAccessError):
+            if reader.full and not self.dry_run:
+                # The answers are kept; so is where this sweep began, for
+                # the next run to go on from there.
+                mark.sweep_from = reader.sweep_from
+                self.instance._moodle_own_transaction(
+                    lambda instance: instance.write(
+                        {"completion_watermark": mark.dump()}
+                    )
+                )
+            raise
         if not self.dry_run:
             self.instance._moodle_own_transaction(
                 lambda instance: instance.write(

@@ -50,12 +50,16 @@ class Watermark:
     :ivar bool plugin: ``since`` is the plugin's
     :ivar dict retry: ``{course id: since}``: courses the run could not read
         (a warning, a course OpenEduCat refused), read again from that time
+    :ivar int sweep_from: when an unfinished whole read (without the plugin)
+        began: the next run goes on with the students not asked since then
+        instead of starting again (0: none under way)
     """
 
     since: int = 0
     full_at: int = 0
     plugin: bool = False
     retry: dict = dataclasses.field(default_factory=dict)
+    sweep_from: int = 0
 
     @classmethod
     def load(cls, data):
@@ -68,6 +72,7 @@ class Watermark:
                 full_at=int(data.get("full_at") or 0),
                 plugin=bool(data.get("plugin")),
                 retry={int(k): int(v) for k, v in (data.get("retry") or {}).items()},
+                sweep_from=int(data.get("sweep_from") or 0),
             )
         except (TypeError, ValueError, AttributeError):
             return cls()
@@ -79,6 +84,7 @@ class Watermark:
             "full_at": self.full_at,
             "plugin": self.plugin,
             "retry": {str(k): v for k, v in sorted(self.retry.items())},
+            "sweep_from": self.sweep_from,
         }
 
     def full_due(self, now, plugin):
@@ -145,12 +151,14 @@ class Student:
     :ivar int res_id: the ``op.student.course``
     :ivar int userid: the Moodle user
     :ivar dict stored: the completion recorded last time (``{}``: never)
+    :ivar int checked: when it was recorded (unix time; 0: never)
     """
 
     key: str
     res_id: int
     userid: int
     stored: dict = dataclasses.field(default_factory=dict)
+    checked: int = 0
 
 
 def core_status(data):
@@ -211,6 +219,9 @@ class CompletionReader:
         self.errors = errors
         self.plugin = client.has_function(PLUGIN_COMPLETIONS)
         self.full = mark.full_due(self.now, self.plugin)
+        # A whole read that failed part way goes on where it stopped: the
+        # students answered since it began are not asked again.
+        self.sweep_from = (mark.sweep_from or self.now) if self.full else 0
 
     def run(self, courses):
         """Read completion of ``courses``: ``[(Moodle course id, [Student])]``,
@@ -236,6 +247,10 @@ class CompletionReader:
             self.counts[COMPLETE] += len(students) - len(todo)
             if todo and not self.full:
                 todo = self._can_have_changed(courseid, todo)
+            elif todo:
+                for done in (s for s in todo if s.checked >= self.sweep_from):
+                    self.counts[done.stored.get("completion") or INCOMPLETE] += 1
+                todo = [s for s in todo if s.checked < self.sweep_from]
             if todo:
                 self._ask(courseid, todo)
         return failed

@@ -689,3 +689,39 @@ def test_a_plugin_read_moodle_refuses_is_an_error_not_a_stop(fm, register):
     result = sync.run([register["course"]])
     assert result.failed == 1 and PLUGIN_ATTENDANCE_LOGS in result.errors[0]
     assert sync.next_mark.retry == {register["course"].courseid: 0}
+
+
+def test_a_sweep_that_failed_part_way_goes_on_where_it_stopped():
+    """Without the plugin, a whole read that meets an outage keeps its answers
+    and the next run asks only the students not answered since the sweep
+    began (before, every run started again: under steady faults a sweep of
+    thousands of calls could never finish; found by the Odoo-mode chaos run)."""
+    from openeducat_moodle.sync.reads import CompletionReader, Student, Watermark
+
+    asked = []
+
+    class Client:
+        site_functions = set()
+
+        def has_function(self, name):
+            return False
+
+        def get_course_completion_status(self, courseid, userid):
+            asked.append(userid)
+            return {"completed": False, "completions": [{"timecompleted": 0}]}
+
+    started = 1_800_000_000
+    mark = Watermark(full_at=0, sweep_from=started)
+    students = [
+        Student("a@c", 1, 11, {"completion": "incomplete"}, started + 5),  # done
+        Student("b@c", 2, 12, {"completion": "incomplete"}, started - 86_400),
+        Student("c@c", 3, 13, {}, 0),
+    ]
+    stored = []
+    reader = CompletionReader(
+        Client(), mark, started + 600, stored.extend, collections.Counter(), []
+    )
+    assert reader.full and reader.sweep_from == started
+    reader.run([(7, students)])
+    assert asked == [12, 13]
+    assert [key for key, _res, _status in stored] == ["b@c", "c@c"]
