@@ -980,8 +980,12 @@ def _hours(seconds):
 
 def main(args, log):
     """``python -m bench --chaos RATE``; returns the exit status."""
+    if args.mode == "odoo":
+        from . import chaos_odoo
+
+        return chaos_odoo.main(args, log)
     if args.mode != "core":
-        log("chaos run: only --mode core is implemented")
+        log("chaos run: --mode core or --mode odoo, one at a time")
         return 2
     preset = generate.PRESETS[args.preset]
     rate, seed = args.chaos, args.seed

@@ -8,6 +8,8 @@
   ``moodle.instance`` pointing at the simulator, and commit;
 * ``phases``: run the five phases through the addon's job methods, commit
   after each as queue_job does, and write the measurements as JSON;
+* ``chaos``: the Odoo-mode chaos run (``bench/chaos_odoo.py``) on ``--db``
+  at ``--rate``, writing its result as JSON;
 * ``drop``: drop ``--db``.
 
 ``generate`` and ``phases`` are separate processes so that the peak memory
@@ -440,7 +442,9 @@ def _control(url, op, **kw):
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("step", choices=["clone", "generate", "phases", "drop"])
+    parser.add_argument(
+        "step", choices=["clone", "generate", "phases", "chaos", "drop"]
+    )
     parser.add_argument("--config", required=True)
     parser.add_argument("--db", required=True)
     parser.add_argument("--template")
@@ -451,6 +455,9 @@ def main(argv=None):
     parser.add_argument("--naive", action="store_true")
     parser.add_argument("--grade-share", type=float, default=1.0)
     parser.add_argument("--out")
+    parser.add_argument("--rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-runs", type=int, default=5000)
     args = parser.parse_args(argv)
     odoo = _odoo(args.config)
     if args.step == "clone":
@@ -463,6 +470,10 @@ def main(argv=None):
         _drop(odoo, args.db)
     elif args.step == "generate":
         step_generate(args, odoo)
+    elif args.step == "chaos":
+        from bench import chaos_odoo
+
+        chaos_odoo.step_chaos(args, odoo)
     else:
         step_phases(args, odoo)
 
