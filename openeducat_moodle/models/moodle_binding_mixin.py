@@ -1,5 +1,6 @@
 from odoo import _, api, fields, models
 
+from ..services.push import PARTNER_FIELDS
 from ..services.sync_services import services_of
 
 
@@ -114,12 +115,5 @@ PERSON_FIELDS = frozenset(
         "user_id",
         "lang",
         "main_department_id",
-        # contact data the account carries (the partner's)
-        "phone",
-        "mobile",
-        "city",
-        "country_id",
-        "street",
-        "street2",
     }
-)
+) | frozenset(PARTNER_FIELDS)  # what the reader takes from the partner

@@ -275,15 +275,18 @@ class MoodleInstance(models.Model):
         if namespace is None:
             return
         kinds = [k for k, ns in RUN_LOCKS.items() if ns == namespace]
+        domain = [
+            ("instance_id", "=", self.id),
+            ("kind", "in", kinds),
+            ("state", "=", "running"),
+        ]
+        # Most runs find none: no transaction of their own for nothing (a dead
+        # worker's row was committed before this job began, so it is seen).
+        if not self.env["moodle.sync.run"].sudo().search_count(domain, limit=1):
+            return
 
         def close(instance):
-            runs = instance.env["moodle.sync.run"].search(
-                [
-                    ("instance_id", "=", instance.id),
-                    ("kind", "in", kinds),
-                    ("state", "=", "running"),
-                ]
-            )
+            runs = instance.env["moodle.sync.run"].search(domain)
             runs.write(
                 {
                     "state": "interrupted",

@@ -141,6 +141,31 @@ class TestServiceHooks(MoodleCase):
         )
         self.assertNotIn("_job_push", calls)
 
+    def test_a_persons_contact_data_on_the_partner_enqueues_sync_enrollment(self):
+        """Every field the reader takes from the partner (PARTNER_FIELDS) is
+        one the save hook watches: the account carries them."""
+        student = self.env["op.student"].create(
+            {"name": "Lea Roy", "first_name": "Lea", "last_name": "Roy"}
+        )
+        france = self.env.ref("base.fr")
+        for values in (
+            {"phone": "+33 1 23 45 67 89"},
+            {"city": "Lyon"},
+            {"country_id": france.id},
+            {"street": "1 rue Neuve"},
+        ):
+            with trap_jobs() as trap:
+                student.write(values)
+            calls = sync_calls(trap)
+            self.assertEqual(
+                [args for args, _key in calls.get("_job_sync_enrollment", [])],
+                [({"op.student": [student.id]},)],
+                values,
+            )
+        with trap_jobs() as trap:
+            student.write({"birth_date": "2001-02-03"})  # not on the account
+        self.assertNotIn("_job_sync_enrollment", sync_calls(trap))
+
     def test_paused_instance_and_pulls_enqueue_nothing(self):
         no_export = self.env(context=dict(self.env.context, connector_no_export=True))
         with trap_jobs() as trap:
