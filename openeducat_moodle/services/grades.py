@@ -138,6 +138,26 @@ class GradeWriter:
         """Once per run: totals and states over what the run touched."""
         raise NotImplementedError
 
+    #: The model whose records :meth:`recompute` brings up to date, and the
+    #: attribute holding those the run touched.
+    touched_model = ""
+    touched_attr = ""
+
+    def touched_ids(self):
+        """Ids of the records :meth:`recompute` is to go over, kept with the
+        grade cycle (:class:`GradeCycle`) so a cycle ended by another run
+        still brings them up to date."""
+        return getattr(self, self.touched_attr).ids
+
+    def restore_touched(self, ids):
+        """Go on with what an unfinished cycle touched."""
+        setattr(
+            self,
+            self.touched_attr,
+            getattr(self, self.touched_attr)
+            | self.env[self.touched_model].browse(ids).exists(),
+        )
+
 
 class ExamWriter(GradeWriter):
     """The community path: ``op.exam.session`` → ``op.exam`` →
@@ -149,6 +169,8 @@ class ExamWriter(GradeWriter):
 
     label = "exams (op.exam.session, op.exam, op.exam.attendees, op.result.line)"
     res_model = "op.exam.attendees"
+    touched_model = "op.exam"
+    touched_attr = "touched_exams"
 
     def __init__(self, env, instance):
         super().__init__(env, instance)
@@ -445,6 +467,8 @@ class GradebookWriter(GradeWriter):
         "gradebook.line)"
     )
     res_model = "gradebook.line"
+    touched_model = "gradebook.gradebook"
+    touched_attr = "touched_gradebooks"
 
     def __init__(self, env, instance):
         super().__init__(env, instance)
@@ -612,6 +636,100 @@ class GradebookWriter(GradeWriter):
             gradebooks.student_Grade_override()
 
 
+class GradeCycle:
+    """Where the current read of every course's grades (a cycle) stands:
+    begun at :attr:`started` (unix time; 0: no cycle under way), every course
+    up to Moodle id :attr:`after` read and kept, :attr:`touched` the ids the
+    writer is to bring up to date at the cycle's end (as ``[first, last]``
+    ranges: records created together have consecutive ids).
+
+    Kept in a mapping row of the ``grade`` kind on the instance (key
+    :attr:`KEY`, no idnumber: no course's grade look-up finds it), written in
+    the transaction that keeps the course's grades, removed when the cycle
+    ends.
+    Only grade pulls write grade rows, one at a time per instance (their run
+    lock), so this row never makes another run wait.
+    """
+
+    KEY = "grade_reads"
+
+    def __init__(self, instance, row, data):
+        self.instance = instance
+        self.row = row
+        self.started = int(data.get("started") or 0)
+        self.after = int(data.get("after") or 0)
+        self.touched = [
+            i
+            for first, last in data.get("touched") or []
+            for i in range(first, last + 1)
+        ]
+
+    @classmethod
+    def load(cls, instance):
+        row = (
+            instance.env["moodle.mapping"]
+            .sudo()
+            .search(
+                [
+                    ("instance_id", "=", instance.id),
+                    ("moodle_model", "=", "grade"),
+                    ("external_key", "=", cls.KEY),
+                ],
+                limit=1,
+            )
+        )
+        return cls(instance, row, row.extra_data or {})
+
+    @staticmethod
+    def _ranges(ids):
+        ranges = []
+        for i in sorted(set(ids)):
+            if ranges and ranges[-1][1] == i - 1:
+                ranges[-1][1] = i
+            else:
+                ranges.append([i, i])
+        return ranges
+
+    def save(self):
+        data = {
+            "started": self.started,
+            "after": self.after,
+            "touched": self._ranges(self.touched),
+        }
+        self._write(data)
+
+    def clear(self):
+        """The cycle is over: the next run begins another. The row goes with
+        it (it exists only while a cycle is under way)."""
+        self.started, self.after, self.touched = 0, 0, []
+        self.row.unlink()
+        self.row = self.row.browse()
+
+    def _write(self, data):
+        values = {
+            "extra_data": data,
+            "state": "synced",
+            "last_sync_date": fields.Datetime.now(),
+        }
+        if self.row:
+            self.row.write(values)
+        else:
+            self.row = (
+                self.instance.env["moodle.mapping"]
+                .sudo()
+                .create(
+                    {
+                        "instance_id": self.instance.id,
+                        "moodle_model": "grade",
+                        "external_key": self.KEY,
+                        "res_model": self.instance._name,
+                        "res_id": self.instance.id,
+                        **values,
+                    }
+                )
+            )
+
+
 class SyncGrades:
     """Pull grades of one instance into OpenEduCat.
 
@@ -697,30 +815,34 @@ class SyncGrades:
             for c, ids in self._course_students.items()
         }
 
-    def _writer(self):
-        """The :class:`GradeWriter` of this database: OpenEduCat Enterprise's
-        gradebook when ``openeducat_grading`` is installed (it takes priority,
-        as OpenEduCat's own connector does), else the exams of
-        ``openeducat_exam``, else ``None``."""
-        if GradebookWriter.available(self.env):
-            return GradebookWriter(self.env, self.instance)
-        if "op.exam" in self.env:
-            return ExamWriter(self.env, self.instance)
+    def _writer(self, env):
+        """The :class:`GradeWriter` of this database, on ``env``: OpenEduCat
+        Enterprise's gradebook when ``openeducat_grading`` is installed (it
+        takes priority, as OpenEduCat's own connector does), else the exams
+        of ``openeducat_exam``, else ``None``."""
+        instance = self.instance.with_env(env)
+        if GradebookWriter.available(env):
+            return GradebookWriter(env, instance)
+        if "op.exam" in env:
+            return ExamWriter(env, instance)
         return None
 
     def pull_all_combined(self):
         """Pull every source the instance enables, then completion.
+
+        Grades are read course after course, each course's committed once
+        written (:meth:`_pull_cycle`): a run that fails part way keeps what
+        it wrote, and the next one goes on with the courses not read yet.
 
         :rtype: PullResult
         :raise MoodleTransientError, MoodleAccessError: Moodle failed as a whole
         """
         instance = self.instance
         self._prefetch_mappings()
-        writer = self._writer()
         sources = any(
             (instance.pull_gradebook, instance.pull_assignments, instance.pull_quizzes)
         )
-        if writer is None:
+        if self._writer(self.env) is None:
             self.result.errors.append(
                 "neither openeducat_grading nor openeducat_exam is installed: "
                 "grades have nowhere to go"
@@ -729,40 +851,96 @@ class SyncGrades:
                 # Not one course's grades could be written: no success.
                 self.result.failed_courses += len(self._course_map)
         elif sources:
-            self.result.writer = writer.label
-            fetcher = GradeFetcher(
-                self.client,
-                gradebook=instance.pull_gradebook,
-                assignments=instance.pull_assignments,
-                quizzes=instance.pull_quizzes,
+            if self.dry_run:
+                writer = self._writer(self.env)
+                self._pull_courses(writer, sorted(self._course_map))
+                self._note_reconversion(writer)
+            else:
+                with instance._moodle_committing(self.env) as (env, commit):
+                    self._pull_cycle(env, commit)
+        if instance.pull_completion and instance.completion_schedule == "with_grades":
+            SyncCompletion(self.instance, self.client, self.dry_run, self.result).run()
+        if sources and not self.dry_run:
+            # The cycle ends with the run: a run whose completion failed has
+            # its grades read; the next one goes straight to completion.
+            with instance._moodle_committing(self.env) as (env, _commit):
+                GradeCycle.load(instance.with_env(env)).clear()
+        return self.result
+
+    def _pull_cycle(self, env, commit):
+        """Read the courses of the current cycle not read yet, committing
+        each, then bring totals up to date once over what the cycle touched.
+
+        A cycle is one read of every course, then completion (when it runs
+        with the grades): :meth:`pull_all_combined` ends it. Where it stands
+        (:class:`GradeCycle`) is written with each course's grades, in the
+        same transaction: a course is either read and kept, or still to
+        read. A run that finds a cycle unfinished reads only its remaining
+        courses; one that finds none begins a new cycle.
+        """
+        cycle = GradeCycle.load(self.instance.with_env(env))
+        writer = self._writer(env)
+        if cycle.started:
+            writer.restore_touched(cycle.touched)
+            todo = [c for c in sorted(self._course_map) if c > cycle.after]
+            begun = datetime.datetime.fromtimestamp(
+                cycle.started, datetime.timezone.utc
             )
-            for course in fetcher.fetch(
-                sorted(self._course_map), self._course_students
-            ):
-                self.result.courses += 1
-                if course.error:
-                    self.result.failed_courses += 1
-                    self.result.errors.append(
-                        f"course {course.courseid}: {course.error}"
-                    )
-                    continue
+            self.result.errors.append(
+                f"went on with the grade read begun at {begun:%Y-%m-%d %H:%M} "
+                f"UTC: {len(todo)} of {len(self._course_map)} courses left"
+            )
+        else:
+            cycle.started = int(time.time())
+            todo = sorted(self._course_map)
+        self._grade_store = OdooStore(self.instance.with_env(env))
+
+        def done(courseid, writer):
+            cycle.after = courseid
+            cycle.touched = writer.touched_ids()
+            cycle.save()
+            commit()
+
+        writer = self._pull_courses(writer, todo, done)
+        writer.recompute()
+        # Every course read and brought up to date: what is left of the run
+        # (completion) clears the cycle when it ends.
+        cycle.touched = []
+        cycle.save()
+        commit()
+        self._note_reconversion(writer)
+
+    def _pull_courses(self, writer, courseids, done=None):
+        """Read and write the grades of ``courseids``, in order; after each
+        course, ``done(courseid, writer)``. Returns the writer in use."""
+        instance = self.instance
+        fetcher = GradeFetcher(
+            self.client,
+            gradebook=instance.pull_gradebook,
+            assignments=instance.pull_assignments,
+            quizzes=instance.pull_quizzes,
+        )
+        self.result.writer = writer.label
+        for course in fetcher.fetch(courseids, self._course_students):
+            self.result.courses += 1
+            if course.error:
+                self.result.failed_courses += 1
+                self.result.errors.append(f"course {course.courseid}: {course.error}")
+            else:
                 try:
-                    with self.env.cr.savepoint():
+                    with writer.env.cr.savepoint():
                         self._apply_course(writer, course)
                 except (UserError, ValidationError, MoodleRecordError) as err:
                     # OpenEduCat refused a write (or no exam slot is left):
-                    # the course's grades wait for the next run, the other
+                    # the course's grades wait for the next cycle, the other
                     # courses go on.
                     self.result.failed_courses += 1
                     self.result.errors.append(f"course {course.courseid}: {err}")
                     writer = writer.after_rollback()
-                    self._grade_store = OdooStore(self.instance)
-            if not self.dry_run:
-                self._recompute_gradebooks(writer)
-            self._note_reconversion(writer)
-        if instance.pull_completion and instance.completion_schedule == "with_grades":
-            SyncCompletion(self.instance, self.client, self.dry_run, self.result).run()
-        return self.result
+                    self._grade_store = OdooStore(self.instance.with_env(writer.env))
+            if done:
+                done(course.courseid, writer)
+        return writer
 
     def _note_reconversion(self, writer):
         """Say in the run log (first under the counts) where the grades went,
@@ -793,7 +971,7 @@ class SyncGrades:
         """One mapping row per grade, written in bulk by the push's
         :class:`~.push.OdooStore` (new rows with COPY, changed rows with one
         multi-row UPDATE)."""
-        now = self.env.cr.now()
+        now = writer.env.cr.now()
         rows, created, updated = [], 0, 0
         for key, mapping, handle, digest, row, converted in written:
             if mapping:
@@ -826,10 +1004,6 @@ class SyncGrades:
         self.result.created += created
         self.result.updated += updated
 
-    def _recompute_gradebooks(self, writer):
-        """Once per run, over everything the run touched."""
-        writer.recompute()
-
     def _reconversion(self, mapping, row):
         """Why a stored grade whose hash differs is written again: ``"settings"``
         when Moodle's grade is the one stored and only the conversion settings
@@ -847,10 +1021,11 @@ class SyncGrades:
         return None
 
     def _apply_course(self, writer, course):
+        env = writer.env
         course_key, subject_id, program_id = self._course_map[course.courseid]
         existing = {
             m["external_key"]: m
-            for m in self.env["moodle.mapping"]
+            for m in env["moodle.mapping"]
             .sudo()
             .search_read(
                 [
@@ -861,8 +1036,8 @@ class SyncGrades:
                 ["external_key", "sync_hash", "res_model", "res_id", "extra_data"],
             )
         }
-        program = self.env["op.course"].browse(program_id)
-        subject = self.env["op.subject"].browse(subject_id)
+        program = env["op.course"].browse(program_id)
+        subject = env["op.subject"].browse(subject_id)
         unmapped = set()
         written = []
         reconverted = collections.Counter()
@@ -903,7 +1078,7 @@ class SyncGrades:
                 continue
             handle = writer.write_grade(
                 program,
-                self.env["op.batch"].browse(batch),
+                env["op.batch"].browse(batch),
                 subject,
                 student,
                 row,

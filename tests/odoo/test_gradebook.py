@@ -148,7 +148,9 @@ class TestStandIn(GradebookCase):
     def test_the_gradebook_takes_priority_over_the_exams(self):
         self.assertIn("op.exam", self.env)
         self.assertTrue(GradebookWriter.available(self.env))
-        writer = SyncGrades(self.instance, self.instance._get_client())._writer()
+        writer = SyncGrades(self.instance, self.instance._get_client())._writer(
+            self.env
+        )
         self.assertIsInstance(writer, GradebookWriter)
         self.assertIsInstance(writer, GradeWriter)
         self.assertTrue(issubclass(ExamWriter, GradeWriter))
