@@ -1,26 +1,35 @@
 <?php
-// Configures this Moodle for the OpenEduCat connector. Idempotent: the
-// entrypoint runs it on every start.
+// Configures this Moodle for the OpenEduCat connector from the connector's
+// catalogue (functions.tsv), whether or not the companion plugin
+// local_openeducat is installed. Idempotent. The entrypoint runs the plugin's
+// own set-up (local/openeducat/cli/setup.php) when Moodle has the plugin, and
+// this script otherwise (or with MOODLE_WS_PLUGIN=false).
 //
-//   php configure_ws.php --moodledir=/var/www/html --functions=functions.tsv
+//   php configure_ws.php --moodledir=/var/www/html --functions=functions.tsv [--plugindir=DIR]
 //
-// * web services on, REST protocol on;
-// * user "oecsync" (manual authentication, random password, not an admin) with
-//   the role "oecsyncws" at system level holding exactly the capabilities the
-//   service's functions check (functions.tsv's fourth column, from the
-//   connector's catalogue) plus webservice/rest:use, and allowed to assign the
-//   student and teacher roles (roles of those archetypes) and nothing else;
-// * external service "OpenEduCat Sync" (shortname oec_sync), restricted to
-//   that user, holding exactly the functions of functions.tsv (the connector's
-//   catalogue; the deletion functions only when MOODLE_WS_CLEANUP=true);
+// * web services on, REST protocol on; no welcome mails for manual enrolments;
+// * external service "OpenEduCat Sync" (shortname oec_sync; the plugin's
+//   service when the plugin is installed), enabled, restricted to authorised
+//   users, holding exactly the functions of functions.tsv that this site has
+//   (the deletion functions only when MOODLE_WS_CLEANUP=true);
+// * user "oecsync" with the role "oecsyncws" at system level holding exactly
+//   the capabilities those functions check (functions.tsv's fourth column)
+//   plus webservice/rest:use, allowed to assign the student and teacher roles
+//   and nothing else; the user authorised on the service;
 // * a permanent token for that user and service whose value is
 //   MOODLE_SYNC_TOKEN (replaced when the variable changes).
+//
+// The user, the role, the authorisation and the token are made by the
+// plugin's code (local_openeducat/classes/local/setup.php, what its
+// cli/setup.php runs), which needs the plugin's files, not the plugin
+// installed: Moodle's copy (local/openeducat) when there is one, otherwise
+// --plugindir (default: the repository's local_openeducat beside docker/).
 //
 // Prints no secret.
 
 define('CLI_SCRIPT', true);
 
-$options = getopt('', ['moodledir:', 'functions:']);
+$options = getopt('', ['moodledir:', 'functions:', 'plugindir:']);
 $moodledir = $options['moodledir'] ?? '/var/www/html';
 $functionsfile = $options['functions'] ?? __DIR__ . '/functions.tsv';
 
@@ -30,6 +39,32 @@ require_once($CFG->libdir . '/accesslib.php');
 require_once($CFG->dirroot . '/webservice/lib.php');
 require_once($CFG->dirroot . '/user/lib.php');
 
+// The plugin's set-up code: autoloaded when the plugin is in Moodle's code
+// tree, else read from its files.
+if (!class_exists('local_openeducat\\local\\setup')) {
+    $plugindirs = isset($options['plugindir']) ? [$options['plugindir']]
+        : [$CFG->dirroot . '/local/openeducat', dirname(__DIR__, 2) . '/local_openeducat'];
+    foreach ($plugindirs as $plugindir) {
+        if (is_file($plugindir . '/classes/local/setup.php')) {
+            require_once($plugindir . '/classes/local/catalogue.php');
+            require_once($plugindir . '/classes/local/setup.php');
+            break;
+        }
+    }
+    if (!class_exists('local_openeducat\\local\\setup', false)) {
+        cli_error('local_openeducat\'s classes/local/setup.php not found in ' . implode(' or ', $plugindirs)
+            . ': pass --plugindir=<the local_openeducat folder>.');
+    }
+}
+$setup = new \local_openeducat\local\setup();
+// Prints what the plugin's code did since the last call.
+$report = function() use ($setup): void {
+    foreach ($setup->log as $line) {
+        cli_writeln($line);
+    }
+    $setup->log = [];
+};
+
 $token = trim((string) getenv('MOODLE_SYNC_TOKEN'));
 if (!preg_match('/^[A-Za-z0-9]{32,128}$/', $token)) {
     cli_error('MOODLE_SYNC_TOKEN must be 32 to 128 letters and digits.');
@@ -37,40 +72,23 @@ if (!preg_match('/^[A-Za-z0-9]{32,128}$/', $token)) {
 $cleanup = in_array(strtolower((string) getenv('MOODLE_WS_CLEANUP')), ['1', 'true', 'yes'], true);
 
 \core\session\manager::set_user(get_admin());
-$syscontext = context_system::instance();
+$username = 'oecsync';
+$roleshortname = 'oecsyncws';
 
 // Site settings.
-set_config('enablewebservices', 1);
-$protocols = array_filter(explode(',', (string) get_config('core', 'webserviceprotocols')));
-if (!in_array('rest', $protocols)) {
-    $protocols[] = 'rest';
-}
-set_config('webserviceprotocols', implode(',', $protocols));
+$setup->enable_web_services();
 // No welcome mails for enrolments pushed by the connector.
 set_config('sendcoursewelcomemessage', 0, 'enrol_manual');
-cli_writeln('web services: enabled, protocols ' . implode(',', $protocols));
+cli_writeln('web services: enabled, protocols ' . get_config('core', 'webserviceprotocols'));
 
 // The web-service user.
-$username = 'oecsync';
-$user = $DB->get_record('user',
-    ['username' => $username, 'mnethostid' => $CFG->mnet_localhost_id, 'deleted' => 0]);
-if (!$user) {
-    $userid = user_create_user((object) [
-        'username' => $username,
-        'auth' => 'manual',
-        'firstname' => 'OpenEduCat',
-        'lastname' => 'Sync',
-        'email' => 'oecsync@example.invalid',
-        'confirmed' => 1,
-        'mnethostid' => $CFG->mnet_localhost_id,
-        // Nobody logs in as this user: it only acts through its token.
-        'password' => 'Ws-' . random_string(32) . '-9a',
-    ], true, false);
-    $user = $DB->get_record('user', ['id' => $userid], '*', MUST_EXIST);
-    cli_writeln("user {$username}: created");
-} else {
-    cli_writeln("user {$username}: exists");
+try {
+    $user = $setup->user($username);
+} catch (moodle_exception $e) {
+    cli_error($e->debuginfo ?: $e->getMessage());
 }
+cli_writeln("user {$username}: " . ($setup->log ? 'created' : 'exists'));
+$setup->log = [];
 
 // The connector's functions (and the capabilities each one checks) that this
 // site has.
@@ -95,84 +113,17 @@ foreach (file($functionsfile, FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) as 
 
 // Its role, at system level: exactly the capabilities of the functions in the
 // service (the catalogue's list, functions.tsv's fourth column) plus
-// webservice/rest:use, and the right to assign the student and teacher roles
-// (enrol_manual_enrol_users checks it). Anything else the role holds at system
-// level is removed, so a role created by an older set-up (the manager
-// archetype's defaults) is narrowed to the list.
-$roleshortname = 'oecsyncws';
-$roledescription = 'The OpenEduCat connector\'s web-service user: the capabilities of the '
-    . 'functions of the service "OpenEduCat Sync" and webservice/rest:use, nothing else.';
-$role = $DB->get_record('role', ['shortname' => $roleshortname]);
-if (!$role) {
-    $roleid = create_role('OpenEduCat Sync web service', $roleshortname, $roledescription);
-    cli_writeln("role {$roleshortname}: created");
-} else {
-    $roleid = $role->id;
-    if ($role->archetype !== '' || $role->description !== $roledescription) {
-        // No archetype: "reset" in Moodle's role editor must not bring back a
-        // manager's capabilities.
-        $DB->update_record('role', (object) [
-            'id' => $roleid, 'archetype' => '', 'description' => $roledescription,
-        ]);
-    }
-}
-set_role_contextlevels($roleid, [CONTEXT_SYSTEM]);
-
+// webservice/rest:use; anything else it holds at system level is removed, so a
+// role created by an older set-up (the manager archetype's defaults) is
+// narrowed to the list.
 $capabilities = ['webservice/rest:use' => true];
 foreach ($wanted as $name) {
     foreach ($functioncapabilities[$name] as $capability) {
         $capabilities[$capability] = true;
     }
 }
-$granted = 0;
-foreach (array_keys($capabilities) as $capability) {
-    if (get_capability_info($capability)) {
-        assign_capability($capability, CAP_ALLOW, $roleid, $syscontext->id, true);
-        $granted++;
-    } else {
-        cli_writeln("capability {$capability}: not on this site, left out");
-    }
-}
-$removed = 0;
-foreach ($DB->get_records('role_capabilities', ['roleid' => $roleid, 'contextid' => $syscontext->id]) as $held) {
-    if (!isset($capabilities[$held->capability])) {
-        if (get_capability_info($held->capability)) {
-            unassign_capability($held->capability, $roleid, $syscontext->id);
-        } else {
-            $DB->delete_records('role_capabilities', ['id' => $held->id]);
-        }
-        $removed++;
-    }
-}
-
-// Allowed to assign the student and teacher roles, nothing else; no right to
-// override, switch to or view other roles.
-$assignable = [];
-foreach (['student', 'teacher', 'editingteacher'] as $archetype) {
-    foreach (get_archetype_roles($archetype) as $target) {
-        $assignable[$target->id] = $target->shortname;
-    }
-}
-foreach ($DB->get_records('role_allow_assign', ['roleid' => $roleid]) as $allowed) {
-    if (!isset($assignable[$allowed->allowassign])) {
-        $DB->delete_records('role_allow_assign', ['id' => $allowed->id]);
-    }
-}
-foreach (array_keys($assignable) as $targetid) {
-    if (!$DB->record_exists('role_allow_assign', ['roleid' => $roleid, 'allowassign' => $targetid])) {
-        core_role_set_assign_allowed($roleid, $targetid);
-    }
-}
-foreach (['override', 'switch', 'view'] as $type) {
-    $DB->delete_records('role_allow_' . $type, ['roleid' => $roleid]);
-}
-
-if (!user_has_role_assignment($user->id, $roleid, $syscontext->id)) {
-    role_assign($roleid, $user->id, $syscontext->id);
-}
-accesslib_clear_all_caches(true);
-cli_writeln("role {$roleshortname}: {$granted} capabilities" . ($removed ? " ({$removed} removed)" : '')
-    . ', may assign ' . implode(', ', $assignable) . ", assigned to {$username}");
+$setup->grant($user, $roleshortname, array_keys($capabilities));
+$report();
 
 // The external service.
 $webservice = new webservice();
@@ -204,49 +155,15 @@ foreach ($DB->get_records('external_services_functions', ['externalserviceid' =>
         $webservice->remove_external_function_from_service($held->functionname, $service->id);
     }
 }
-if (!$DB->record_exists('external_services_users',
-        ['externalserviceid' => $service->id, 'userid' => $user->id])) {
-    $webservice->add_ws_authorised_user((object) [
-        'externalserviceid' => $service->id,
-        'userid' => $user->id,
-        'iprestriction' => '',
-        'validuntil' => 0,
-    ]);
-}
+$setup->authorise($user, $service);
+$report();
 cli_writeln('service oec_sync: ' . count($wanted) . ' functions, authorised user ' . $username);
 
 // The token: exactly MOODLE_SYNC_TOKEN, so that Odoo can be given the same value.
-$tokens = $DB->get_records('external_tokens', [
-    'userid' => $user->id,
-    'externalserviceid' => $service->id,
-    'tokentype' => EXTERNAL_TOKEN_PERMANENT,
-]);
-$current = false;
-foreach ($tokens as $existing) {
-    if ($existing->token === $token) {
-        $current = true;
-    } else {
-        $DB->delete_records('external_tokens', ['id' => $existing->id]);
-    }
+try {
+    $setup->token($user, $service, $token);
+} catch (moodle_exception $e) {
+    cli_error($e->debuginfo ?: $e->getMessage());
 }
-if (!$current) {
-    if ($DB->record_exists('external_tokens', ['token' => $token])) {
-        cli_error('MOODLE_SYNC_TOKEN is already the token of another user or service.');
-    }
-    $DB->insert_record('external_tokens', (object) [
-        'token' => $token,
-        'privatetoken' => random_string(64),
-        'tokentype' => EXTERNAL_TOKEN_PERMANENT,
-        'userid' => $user->id,
-        'externalserviceid' => $service->id,
-        'contextid' => $syscontext->id,
-        'creatorid' => get_admin()->id,
-        'timecreated' => time(),
-        'validuntil' => 0,
-        'name' => 'OpenEduCat connector (compose)',
-    ]);
-    cli_writeln('token: set from MOODLE_SYNC_TOKEN');
-} else {
-    cli_writeln('token: unchanged');
-}
+$report();
 cli_writeln('done');

@@ -1,10 +1,14 @@
 #!/bin/bash
 # Entry point of the Moodle container: install Moodle on the first start (or
-# upgrade it after a new image), give the user admin MOODLE_ADMIN_PASSWORD
-# (admin_password.php, every start), configure the web services for the
-# connector (configure_ws.php), run Moodle's cron every minute, then start the
-# command (apache2-foreground). A first install that was interrupted (tables
-# but no version) is reported with its remedy, and the container exits with 1.
+# upgrade it after a new image), which installs or upgrades the companion plugin
+# local_openeducat the image holds in local/openeducat too; give the user admin
+# MOODLE_ADMIN_PASSWORD (admin_password.php, every start); configure the web
+# services for the connector: the plugin's cli/setup.php (user, role, token
+# MOODLE_SYNC_TOKEN, the plugin's service), or configure_ws.php when Moodle has
+# no plugin or MOODLE_WS_PLUGIN=false; run Moodle's cron every minute, then
+# start the command (apache2-foreground). A first install that was interrupted
+# (tables but no version) is reported with its remedy, and the container exits
+# with 1.
 set -euo pipefail
 
 : "${MOODLE_DB_PASSWORD:?MOODLE_DB_PASSWORD is not set}"
@@ -75,9 +79,38 @@ esac
 echo "moodle: setting the admin password from MOODLE_ADMIN_PASSWORD"
 as_www php "$OEC_LIB/admin_password.php" --moodledir="$MOODLE_DIR"
 
-echo "moodle: configuring the web services for the connector"
-as_www php "$OEC_LIB/configure_ws.php" --moodledir="$MOODLE_DIR" \
-    --functions="$OEC_LIB/functions.tsv"
+# The web services. Both ways give the same result: the user oecsync, the role
+# oecsyncws with exactly the capabilities of the service's functions (built by
+# the same code, the plugin's classes/local/setup.php), the service "OpenEduCat
+# Sync" (oec_sync), the token MOODLE_SYNC_TOKEN (passed by name, never on a
+# command line), the deletion functions only with MOODLE_WS_CLEANUP=true.
+cleanup=${MOODLE_WS_CLEANUP:-false}
+case "${cleanup,,}" in
+  1|true|yes) cleanup=true ;;
+  *) cleanup=false ;;
+esac
+use_plugin=${MOODLE_WS_PLUGIN:-true}
+case "${use_plugin,,}" in
+  0|false|no) use_plugin=false ;;
+  *) use_plugin=true ;;
+esac
+plugin_setup=$MOODLE_DIR/local/openeducat/cli/setup.php
+if [ "$use_plugin" = true ] && [ -f "$plugin_setup" ]; then
+    echo "moodle: configuring the web services for the connector (local_openeducat's cli/setup.php)"
+    setup_args=(--token-env=MOODLE_SYNC_TOKEN)
+    if [ "$cleanup" = true ]; then
+        setup_args+=(--with-cleanup)
+    fi
+    as_www php "$plugin_setup" "${setup_args[@]}"
+    # No welcome mails for enrolments pushed by the connector (configure_ws.php
+    # sets this too).
+    as_www php "$MOODLE_DIR/admin/cli/cfg.php" --component=enrol_manual \
+        --name=sendcoursewelcomemessage --set=0
+else
+    echo "moodle: configuring the web services for the connector (configure_ws.php)"
+    as_www php "$OEC_LIB/configure_ws.php" --moodledir="$MOODLE_DIR" \
+        --functions="$OEC_LIB/functions.tsv"
+fi
 
 # One cron run a minute: --keep-alive=0 ends each run once its tasks are done
 # (by default a run stays and polls for new tasks for another 3 minutes).

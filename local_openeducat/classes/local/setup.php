@@ -33,6 +33,11 @@ use moodle_exception;
  * - a permanent token for the user and the service: created when there is none (its value
  *   returned, once), kept otherwise, replaced on request, or set to a given value.
  *
+ * run() does all of it for the plugin's service. Its steps are public so that the connector's
+ * docker set-up (docker/moodle/configure_ws.php in the connector's repository), which can also
+ * configure a site without this plugin, builds the same user, role and token with this code: it
+ * loads this file and catalogue.php itself when the plugin is not in Moodle's code tree.
+ *
  * @package    local_openeducat
  * @copyright  2026 openeducat_moodle contributors
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
@@ -65,7 +70,6 @@ class setup {
             'token' => null,
             'withcleanup' => false,
         ];
-        $syscontext = context_system::instance();
 
         $this->enable_web_services();
         $user = $this->user($options['username']);
@@ -76,13 +80,43 @@ class setup {
                JOIN {external_services_functions} sf ON sf.functionname = f.name
               WHERE sf.externalserviceid = ?
            ORDER BY f.name", [$service->id]);
-        $roleid = $this->role($options['rolename'], catalogue::capabilities($functions));
+        $this->grant($user, $options['rolename'], catalogue::capabilities($functions));
+        $this->authorise($user, $service);
+        $this->log[] = "service {$service->shortname}: " . count($functions) . ' functions on this site';
+
+        return $this->token($user, $service, $options['token'], (bool) $options['renewtoken']);
+    }
+
+    /**
+     * The role with exactly these capabilities (see role()), assigned to the user at system level.
+     *
+     * @param \stdClass $user
+     * @param string $rolename the role's shortname
+     * @param string[] $capabilities
+     * @return int role id
+     */
+    public function grant(\stdClass $user, string $rolename, array $capabilities): int {
+        global $CFG;
+        require_once($CFG->libdir . '/accesslib.php');
+        $syscontext = context_system::instance();
+        $roleid = $this->role($rolename, $capabilities);
         if (!user_has_role_assignment($user->id, $roleid, $syscontext->id)) {
             role_assign($roleid, $user->id, $syscontext->id);
-            $this->log[] = "role {$options['rolename']}: assigned to {$user->username} at system level";
+            $this->log[] = "role {$rolename}: assigned to {$user->username} at system level";
         }
         accesslib_clear_all_caches(true);
+        return $roleid;
+    }
 
+    /**
+     * The user authorised on the service (a service restricted to authorised users).
+     *
+     * @param \stdClass $user
+     * @param \stdClass $service
+     */
+    public function authorise(\stdClass $user, \stdClass $service): void {
+        global $CFG, $DB;
+        require_once($CFG->dirroot . '/webservice/lib.php');
         if (!$DB->record_exists('external_services_users', ['externalserviceid' => $service->id, 'userid' => $user->id])) {
             (new \webservice())->add_ws_authorised_user((object) [
                 'externalserviceid' => $service->id,
@@ -92,15 +126,12 @@ class setup {
             ]);
             $this->log[] = "service {$service->shortname}: {$user->username} authorised";
         }
-        $this->log[] = "service {$service->shortname}: " . count($functions) . ' functions on this site';
-
-        return $this->token($user, $service, $options['token'], (bool) $options['renewtoken']);
     }
 
     /**
      * Web services on, with the REST protocol.
      */
-    private function enable_web_services(): void {
+    public function enable_web_services(): void {
         if (empty(get_config('core', 'enablewebservices'))) {
             set_config('enablewebservices', 1);
             $this->log[] = 'web services: enabled';
@@ -119,8 +150,9 @@ class setup {
      * @param string $username
      * @return \stdClass
      */
-    private function user(string $username): \stdClass {
+    public function user(string $username): \stdClass {
         global $CFG, $DB;
+        require_once($CFG->dirroot . '/user/lib.php');
         $user = $DB->get_record('user', ['username' => $username, 'mnethostid' => $CFG->mnet_localhost_id, 'deleted' => 0]);
         if ($user) {
             if (is_siteadmin($user)) {
@@ -204,7 +236,7 @@ class setup {
         global $DB;
         $syscontext = context_system::instance();
         $description = 'The OpenEduCat connector\'s web-service user: the capabilities of the functions of the '
-            . 'service "' . catalogue::SERVICE_NAME . '" and webservice/rest:use, nothing else (local_openeducat).';
+            . 'service "' . catalogue::SERVICE_NAME . '" and webservice/rest:use, nothing else.';
         $role = $DB->get_record('role', ['shortname' => $shortname]);
         if (!$role) {
             $roleid = create_role('OpenEduCat Sync web service', $shortname, $description);
@@ -285,8 +317,9 @@ class setup {
      * @param bool $renew replace the token with a new one
      * @return string|null the new token, when one was created here
      */
-    private function token(\stdClass $user, \stdClass $service, ?string $value, bool $renew): ?string {
-        global $DB;
+    public function token(\stdClass $user, \stdClass $service, ?string $value, bool $renew = false): ?string {
+        global $CFG, $DB;
+        require_once($CFG->dirroot . '/webservice/lib.php');
         $tokens = $DB->get_records('external_tokens', [
             'userid' => $user->id,
             'externalserviceid' => $service->id,
