@@ -833,14 +833,7 @@ class MoodleInstance(models.Model):
             )
             if result.errors:
                 summary += "\n" + "\n".join(result.errors[:50])
-            counts = {
-                "created": result.created,
-                "updated": result.updated,
-                "unchanged": result.unchanged,
-                "failed": result.failed_courses + result.completion.get("error", 0),
-                "blocked": result.unmapped_students,
-            }
-            return summary, counts
+            return summary, result.counts()
 
         return self._run("grades", work)[0]
 

@@ -285,18 +285,23 @@ class MoodleInstance(models.Model):
         if not self.env["moodle.sync.run"].sudo().search_count(domain, limit=1):
             return
 
+        if namespace == PULL_LOCK:
+            # Grade pulls and completion keep what they read as they go.
+            message = _(
+                "The worker stopped before the end (killed or restarted): the "
+                "grades and completion it had stored are kept (each course is "
+                "committed once written); the next run goes on with the rest."
+            )
+        else:
+            message = _(
+                "The worker stopped before the end (killed or restarted): "
+                "what it did in OpenEduCat was rolled back; the next run "
+                "redoes it, and adopts what it had created in Moodle."
+            )
+
         def close(instance):
             runs = instance.env["moodle.sync.run"].search(domain)
-            runs.write(
-                {
-                    "state": "interrupted",
-                    "message": _(
-                        "The worker stopped before the end (killed or restarted): "
-                        "what it did in OpenEduCat was rolled back; the next run "
-                        "redoes it, and adopts what it had created in Moodle."
-                    ),
-                }
-            )
+            runs.write({"state": "interrupted", "message": message})
 
         self._moodle_own_transaction(close)
 

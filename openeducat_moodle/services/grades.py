@@ -73,6 +73,17 @@ class PullResult:
     errors: list = dataclasses.field(default_factory=list)
     planned: list = dataclasses.field(default_factory=list)
 
+    def counts(self):
+        """The run log's counters (also those of a run that failed part
+        way: what it kept)."""
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "failed": self.failed_courses + self.completion.get("error", 0),
+            "blocked": self.unmapped_students,
+        }
+
 
 class GradeWriter:
     """Where a grade pull writes grades: what :class:`SyncGrades` asks of a
@@ -641,7 +652,9 @@ class GradeCycle:
     begun at :attr:`started` (unix time; 0: no cycle under way), every course
     up to Moodle id :attr:`after` read and kept, :attr:`touched` the ids the
     writer is to bring up to date at the cycle's end (as ``[first, last]``
-    ranges: records created together have consecutive ids).
+    ranges: records created together have consecutive ids). When runs fail
+    at the same course, :attr:`stuck` is that course and :attr:`tries` how
+    many runs in a row did (:attr:`stuck_error`: the last error).
 
     Kept in a mapping row of the ``grade`` kind on the instance (key
     :attr:`KEY`, no idnumber: no course's grade look-up finds it), written in
@@ -658,6 +671,9 @@ class GradeCycle:
         self.row = row
         self.started = int(data.get("started") or 0)
         self.after = int(data.get("after") or 0)
+        self.stuck = int(data.get("stuck") or 0)
+        self.tries = int(data.get("tries") or 0)
+        self.stuck_error = data.get("stuck_error") or ""
         self.touched = [
             i
             for first, last in data.get("touched") or []
@@ -695,6 +711,9 @@ class GradeCycle:
             "started": self.started,
             "after": self.after,
             "touched": self._ranges(self.touched),
+            "stuck": self.stuck,
+            "tries": self.tries,
+            "stuck_error": self.stuck_error,
         }
         self._write(data)
 
@@ -733,10 +752,15 @@ class GradeCycle:
 class SyncGrades:
     """Pull grades of one instance into OpenEduCat.
 
+    :cvar int STUCK_TRIES: runs in a row that may fail at one course before
+        the cycle goes on without it
+
     :param instance: a ``moodle.instance``
     :param client: its :class:`~..moodle.MoodleClient`
     :param bool dry_run: compute what would be written, write nothing
     """
+
+    STUCK_TRIES = 3
 
     def __init__(self, instance, client, dry_run=False):
         # The connector's rights, not the rights of whoever enqueued the job:
@@ -837,6 +861,14 @@ class SyncGrades:
         :rtype: PullResult
         :raise MoodleTransientError, MoodleAccessError: Moodle failed as a whole
         """
+        try:
+            return self._pull_all_combined()
+        except (MoodleTransientError, MoodleAccessError) as err:
+            # The run log shows what the run kept before it failed.
+            err.partial_counts = self.result.counts()
+            raise
+
+    def _pull_all_combined(self):
         instance = self.instance
         self._prefetch_mappings()
         sources = any(
@@ -893,15 +925,38 @@ class SyncGrades:
         else:
             cycle.started = int(time.time())
             todo = sorted(self._course_map)
+        if todo and cycle.stuck == todo[0] and cycle.tries >= self.STUCK_TRIES:
+            # Not one course read since: this course alone stops the cycle
+            # (too slow for Moodle's time limits, or a fault of its own). It
+            # waits for the next cycle; the others go on.
+            skipped = todo.pop(0)
+            self.result.failed_courses += 1
+            self.result.errors.append(
+                f"course {skipped} ({self._course_map[skipped][0]}): not read "
+                f"in this cycle, {cycle.tries} runs in a row failed at it "
+                f"(last: {cycle.stuck_error}); it is read again in the next one"
+            )
+            cycle.after, cycle.stuck, cycle.tries = skipped, 0, 0
         self._grade_store = OdooStore(self.instance.with_env(env))
 
         def done(courseid, writer):
             cycle.after = courseid
+            cycle.stuck = cycle.tries = 0
             cycle.touched = writer.touched_ids()
             cycle.save()
             commit()
 
-        writer = self._pull_courses(writer, todo, done)
+        try:
+            writer = self._pull_courses(writer, todo, done)
+        except MoodleTransientError as err:
+            left = [c for c in todo if c > cycle.after]
+            if left:
+                # Kept for the next run: the course this one failed at.
+                cycle.tries = cycle.tries + 1 if cycle.stuck == left[0] else 1
+                cycle.stuck, cycle.stuck_error = left[0], str(err)[:300]
+                cycle.save()
+                commit()
+            raise
         writer.recompute()
         # Every course read and brought up to date: what is left of the run
         # (completion) clears the cycle when it ends.

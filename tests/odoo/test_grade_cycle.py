@@ -113,6 +113,78 @@ class TestGradeCycle(InstitutionCase):
         self.assertEqual(self.asked(), self.all_courses)
         self.assertIn("0 grades created, 0 updated, 2 unchanged", summary)
 
+    def runs(self):
+        return self.env["moodle.sync.run"].search(
+            [("instance_id", "=", self.instance.id), ("kind", "=", "grades")],
+            order="id",
+        )
+
+    def test_a_run_that_fails_part_way_logs_what_it_kept(self):
+        original = MoodleClient.get_grade_items
+
+        def outage_at_biology(client, courseid, *args, **kwargs):
+            if courseid == self.courses[1]:
+                raise MoodleTransientError("Connection refused")
+            return original(client, courseid, *args, **kwargs)
+
+        with (
+            trap_jobs(),
+            patch.object(MoodleClient, "get_grade_items", outage_at_biology),
+        ):
+            self.instance._job_pull_grades()
+        run = self.runs()[-1]
+        self.assertEqual((run.state, run.created), ("failed", 1))
+        self.assertIn("unreachable", run.message)
+
+    def test_one_course_failing_every_run_does_not_stop_the_others(self):
+        algebra, biology = self.data["subjects"][:2]
+        original = MoodleClient.get_grade_items
+
+        def biology_times_out(client, courseid, *args, **kwargs):
+            if courseid == self.courses[1]:
+                raise MoodleTransientError("Read timed out")
+            return original(client, courseid, *args, **kwargs)
+
+        chemistry = self.all_courses[2]
+        with patch.object(MoodleClient, "get_grade_items", biology_times_out):
+            for _run in range(SyncGrades.STUCK_TRIES):
+                self.instance.backoff_until = False
+                self.fm.reset_calls()
+                with trap_jobs():
+                    self.instance._job_pull_grades()
+                # Each run asks the course it stopped at, and no further.
+                self.assertNotIn(chemistry, self.asked())
+            self.assertEqual(self.cycle().stuck, self.courses[1])
+            self.assertEqual(self.cycle().tries, SyncGrades.STUCK_TRIES)
+            self.instance.backoff_until = False
+            self.fm.reset_calls()
+            summary = self.instance._job_pull_grades()
+        # The next run leaves that course to the next cycle and goes on.
+        self.assertEqual(self.asked(), [chemistry])
+        self.assertIn(
+            f"course {self.courses[1]} (oec_subj_{biology.id}_course_"
+            f"{self.data['program'].id}): not read in this cycle, 3 runs in a "
+            "row failed at it (last: Read timed out)",
+            summary,
+        )
+        self.assertEqual(self.runs()[-1].state, "partial")
+        self.assertFalse(self.cycle().started)
+        self.assertFalse(self.exams(biology))
+        # Once the course answers again, the next cycle reads it.
+        self.fm.reset_calls()
+        self.instance._job_pull_grades()
+        self.assertEqual(self.asked(), self.all_courses)
+        self.assertEqual(self.exams(biology).attendees_line.mapped("marks"), [75])
+
+    def test_a_killed_grade_run_is_said_to_have_kept_its_courses(self):
+        dead = self.env["moodle.sync.run"].create(
+            {"instance_id": self.instance.id, "kind": "grades", "state": "running"}
+        )
+        self.instance._job_pull_grades()
+        self.assertEqual(dead.state, "interrupted")
+        self.assertIn("are kept", dead.message)
+        self.assertNotIn("rolled back", dead.message)
+
     def test_a_run_whose_completion_failed_leaves_the_grades_read(self):
         for courseid in self.all_courses:
             self.fm.set_completion_criteria(courseid)
