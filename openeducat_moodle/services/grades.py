@@ -654,7 +654,10 @@ class GradeCycle:
     writer is to bring up to date at the cycle's end (as ``[first, last]``
     ranges: records created together have consecutive ids). When runs fail
     at the same course, :attr:`stuck` is that course and :attr:`tries` how
-    many runs in a row did (:attr:`stuck_error`: the last error).
+    many runs in a row did (:attr:`stuck_error`: the last error);
+    :attr:`failed` the courses of the cycle whose grades could not be read or
+    written (every run of the cycle counts them, so that only a cycle that got
+    through every course reports none).
 
     Kept in a mapping row of the ``grade`` kind on the instance (key
     :attr:`KEY`, no idnumber: no course's grade look-up finds it), written in
@@ -674,6 +677,7 @@ class GradeCycle:
         self.stuck = int(data.get("stuck") or 0)
         self.tries = int(data.get("tries") or 0)
         self.stuck_error = data.get("stuck_error") or ""
+        self.failed = list(data.get("failed") or [])
         self.touched = [
             i
             for first, last in data.get("touched") or []
@@ -714,6 +718,7 @@ class GradeCycle:
             "stuck": self.stuck,
             "tries": self.tries,
             "stuck_error": self.stuck_error,
+            "failed": self.failed,
         }
         self._write(data)
 
@@ -922,6 +927,15 @@ class SyncGrades:
                 f"went on with the grade read begun at {begun:%Y-%m-%d %H:%M} "
                 f"UTC: {len(todo)} of {len(self._course_map)} courses left"
             )
+            if cycle.failed:
+                # Still not read: this run's counts say so, until a read of
+                # every course gets through them.
+                self.result.failed_courses += len(cycle.failed)
+                self.result.errors.append(
+                    f"{len(cycle.failed)} courses failed earlier in this read "
+                    f"(Moodle ids {cycle.failed[:20]}): they are read again in "
+                    "the next one"
+                )
         else:
             cycle.started = int(time.time())
             todo = sorted(self._course_map)
@@ -937,11 +951,14 @@ class SyncGrades:
                 f"(last: {cycle.stuck_error}); it is read again in the next one"
             )
             cycle.after, cycle.stuck, cycle.tries = skipped, 0, 0
+            cycle.failed.append(skipped)
         self._grade_store = OdooStore(self.instance.with_env(env))
 
-        def done(courseid, writer):
+        def done(courseid, writer, failed):
             cycle.after = courseid
             cycle.stuck = cycle.tries = 0
+            if failed:
+                cycle.failed.append(courseid)
             cycle.touched = writer.touched_ids()
             cycle.save()
             commit()
@@ -967,7 +984,8 @@ class SyncGrades:
 
     def _pull_courses(self, writer, courseids, done=None):
         """Read and write the grades of ``courseids``, in order; after each
-        course, ``done(courseid, writer)``. Returns the writer in use."""
+        course, ``done(courseid, writer, failed)``. Returns the writer in
+        use."""
         instance = self.instance
         fetcher = GradeFetcher(
             self.client,
@@ -978,6 +996,7 @@ class SyncGrades:
         self.result.writer = writer.label
         for course in fetcher.fetch(courseids, self._course_students):
             self.result.courses += 1
+            failed_before = self.result.failed_courses
             if course.error:
                 self.result.failed_courses += 1
                 self.result.errors.append(f"course {course.courseid}: {course.error}")
@@ -994,7 +1013,9 @@ class SyncGrades:
                     writer = writer.after_rollback()
                     self._grade_store = OdooStore(self.instance.with_env(writer.env))
             if done:
-                done(course.courseid, writer)
+                done(
+                    course.courseid, writer, self.result.failed_courses > failed_before
+                )
         return writer
 
     def _note_reconversion(self, writer):

@@ -13,7 +13,11 @@ from unittest.mock import patch
 from odoo import SUPERUSER_ID, api
 from odoo.tests import tagged
 
-from odoo.addons.openeducat_moodle.moodle import MoodleClient, MoodleTransientError
+from odoo.addons.openeducat_moodle.moodle import (
+    MoodleClient,
+    MoodleRecordError,
+    MoodleTransientError,
+)
 from odoo.addons.openeducat_moodle.services.grades import GradeCycle, SyncGrades
 from odoo.addons.queue_job.tests.common import trap_jobs
 
@@ -175,6 +179,37 @@ class TestGradeCycle(InstitutionCase):
         self.instance._job_pull_grades()
         self.assertEqual(self.asked(), self.all_courses)
         self.assertEqual(self.exams(biology).attendees_line.mapped("marks"), [75])
+
+    def test_a_course_that_failed_earlier_in_the_read_still_counts(self):
+        original = MoodleClient.get_grade_items
+
+        def algebra_refused_then_outage(client, courseid, *args, **kwargs):
+            if courseid == self.courses[0]:
+                raise MoodleRecordError(
+                    "Error reading from database", "dmlreadexception"
+                )
+            if courseid == self.courses[1]:
+                raise MoodleTransientError("Connection refused")
+            return original(client, courseid, *args, **kwargs)
+
+        with (
+            trap_jobs(),
+            patch.object(MoodleClient, "get_grade_items", algebra_refused_then_outage),
+        ):
+            self.instance._job_pull_grades()
+        self.instance.backoff_until = False
+        # The run that ends the read got through every course it asked, but
+        # Algebra's grades are still not read: it does not say all is well.
+        summary = self.instance._job_pull_grades()
+        self.assertIn("1 courses failed", summary)
+        self.assertIn(
+            f"1 courses failed earlier in this read (Moodle ids [{self.courses[0]}])",
+            summary,
+        )
+        self.assertEqual(self.runs()[-1].state, "partial")
+        summary = self.instance._job_pull_grades()
+        self.assertIn("0 courses failed", summary)
+        self.assertEqual(self.runs()[-1].state, "done")
 
     def test_a_killed_grade_run_is_said_to_have_kept_its_courses(self):
         dead = self.env["moodle.sync.run"].create(
