@@ -787,6 +787,7 @@ class SyncGrades:
         self._batch_map = {}
         self._course_students = collections.defaultdict(list)
         self._grade_store = OdooStore(self.instance)
+        self._fetcher = None
         # Read once per run; their digest is part of every grade's hash.
         self._settings = self.instance._grade_settings()
         self._digest = settings_digest(**self._settings)
@@ -954,6 +955,19 @@ class SyncGrades:
             cycle.failed.append(skipped)
         self._grade_store = OdooStore(self.instance.with_env(env))
 
+        # This run's log row (written by the run in a transaction of its own
+        # before the work began): it shows what is kept as it is kept, so a
+        # worker killed part way leaves its counts.
+        run = env["moodle.sync.run"].search(
+            [
+                ("instance_id", "=", self.instance.id),
+                ("kind", "=", "grades"),
+                ("state", "=", "running"),
+            ],
+            order="id desc",
+            limit=1,
+        )
+
         def done(courseid, writer, failed):
             cycle.after = courseid
             cycle.stuck = cycle.tries = 0
@@ -961,16 +975,24 @@ class SyncGrades:
                 cycle.failed.append(courseid)
             cycle.touched = writer.touched_ids()
             cycle.save()
+            run.write(
+                {
+                    k: v
+                    for k, v in self.result.counts().items()
+                    if k in ("created", "updated", "unchanged", "failed")
+                }
+            )
             commit()
 
         try:
             writer = self._pull_courses(writer, todo, done)
         except MoodleTransientError as err:
-            left = [c for c in todo if c > cycle.after]
-            if left:
-                # Kept for the next run: the course this one failed at.
-                cycle.tries = cycle.tries + 1 if cycle.stuck == left[0] else 1
-                cycle.stuck, cycle.stuck_error = left[0], str(err)[:300]
+            # Kept for the next run: the course this one failed at (for the
+            # assignment and quiz lists, the first course of their chunk).
+            at = self._fetcher and self._fetcher.current
+            if at and at > cycle.after:
+                cycle.tries = cycle.tries + 1 if cycle.stuck == at else 1
+                cycle.stuck, cycle.stuck_error = at, str(err)[:300]
                 cycle.save()
                 commit()
             raise
@@ -987,7 +1009,7 @@ class SyncGrades:
         course, ``done(courseid, writer, failed)``. Returns the writer in
         use."""
         instance = self.instance
-        fetcher = GradeFetcher(
+        fetcher = self._fetcher = GradeFetcher(
             self.client,
             gradebook=instance.pull_gradebook,
             assignments=instance.pull_assignments,

@@ -20,18 +20,26 @@ class GradeFetcher:
     """Reads grades for many courses with as few calls as Moodle allows.
 
     Gradebook: one call per course (every student at once). Assignments and
-    quizzes are listed once for all courses; assignment grades take one call
-    per course; a quiz's best grade takes one call per student (Moodle has no
-    bulk form of it).
+    quizzes are listed once per :attr:`LIST_CHUNK` courses (a request bounded
+    by our own courses, whatever the site's size); assignment grades take one
+    call per course; a quiz's best grade takes one call per student (Moodle
+    has no bulk form of it).
+
+    :attr:`current` is the course the call being made is for (the first of
+    its chunk for the lists), ``None`` before any: when Moodle fails, the
+    course it failed at.
 
     :param client: a :class:`~openeducat_moodle.moodle.MoodleClient`
     """
+
+    LIST_CHUNK = 100
 
     def __init__(self, client, gradebook=True, assignments=True, quizzes=True):
         self.client = client
         self.gradebook = gradebook
         self.assignments = assignments
         self.quizzes = quizzes
+        self.current = None
 
     def _by_course(self, items, key):
         grouped = collections.defaultdict(list)
@@ -47,20 +55,27 @@ class GradeFetcher:
         :raise MoodleTransientError, MoodleAccessError: Moodle failed as a whole
         """
         courseids = list(courseids)
-        assigns, quizzes = {}, {}
-        if self.assignments and courseids:
-            assigns = {
-                c["id"]: c.get("assignments") or []
-                for c in self.client.get_assignments(courseids)
-            }
-        if self.quizzes and courseids:
-            quizzes = self._by_course(self.client.get_quizzes(courseids), "course")
         skip = set()
         if self.assignments:
             skip.add("assign")
         if self.quizzes:
             skip.add("quiz")
+        for start in range(0, len(courseids), self.LIST_CHUNK):
+            chunk = courseids[start : start + self.LIST_CHUNK]
+            self.current = chunk[0]
+            assigns, quizzes = {}, {}
+            if self.assignments:
+                assigns = {
+                    c["id"]: c.get("assignments") or []
+                    for c in self.client.get_assignments(chunk)
+                }
+            if self.quizzes:
+                quizzes = self._by_course(self.client.get_quizzes(chunk), "course")
+            yield from self._courses(chunk, students, skip, assigns, quizzes)
+
+    def _courses(self, courseids, students, skip, assigns, quizzes):
         for courseid in courseids:
+            self.current = courseid
             result = CourseGrades(courseid)
             try:
                 if self.gradebook:

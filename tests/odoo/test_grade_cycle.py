@@ -211,6 +211,44 @@ class TestGradeCycle(InstitutionCase):
         self.assertIn("0 courses failed", summary)
         self.assertEqual(self.runs()[-1].state, "done")
 
+    def test_a_failing_list_is_put_on_the_first_course_of_its_chunk(self):
+        self.instance.pull_assignments = True
+
+        def outage(client, *args, **kwargs):
+            raise MoodleTransientError("Read timed out")
+
+        with (
+            trap_jobs(),
+            patch.object(MoodleClient, "get_assignments", outage),
+        ):
+            self.instance._job_pull_grades()
+        # No gradebook was asked; the read stands before its first course.
+        self.assertEqual(self.asked(), [])
+        cycle = self.cycle()
+        self.assertEqual(
+            (cycle.after, cycle.stuck, cycle.tries), (0, self.courses[0], 1)
+        )
+
+    def test_a_worker_killed_part_way_leaves_its_counts(self):
+        original = MoodleClient.get_grade_items
+
+        def killed_at_biology(client, courseid, *args, **kwargs):
+            if courseid == self.courses[1]:
+                raise SystemExit("worker killed")
+            return original(client, courseid, *args, **kwargs)
+
+        # Not assertRaises: Odoo's rolls back to a savepoint, as the dead
+        # worker's transaction would be; this test keeps what was written.
+        killed = False
+        with patch.object(MoodleClient, "get_grade_items", killed_at_biology):
+            try:
+                self.instance._job_pull_grades()
+            except SystemExit:
+                killed = True
+        self.assertTrue(killed)
+        run = self.runs()[-1]
+        self.assertEqual((run.state, run.created, run.unchanged), ("running", 1, 0))
+
     def test_a_killed_grade_run_is_said_to_have_kept_its_courses(self):
         dead = self.env["moodle.sync.run"].create(
             {"instance_id": self.instance.id, "kind": "grades", "state": "running"}

@@ -3,7 +3,11 @@
 import pytest
 import responses
 
-from openeducat_moodle.moodle import MoodleAccessError, MoodleClient
+from openeducat_moodle.moodle import (
+    MoodleAccessError,
+    MoodleClient,
+    MoodleTransientError,
+)
 from openeducat_moodle.sync.pull import GradeFetcher
 from tests.fake_moodle import FakeMoodle
 
@@ -86,3 +90,43 @@ def test_access_error_stops_the_pull(site):
     client = MoodleClient(BASE, "simtoken")
     with pytest.raises(MoodleAccessError):
         list(GradeFetcher(client, assignments=False, quizzes=False).fetch([cid]))
+
+
+def test_lists_are_asked_per_chunk_of_our_courses(site):
+    fm, cid, users, items = site
+    others = [fm.add_course(f"C{n}", f"C{n}", categoryid=1) for n in range(3)]
+    fm.reset_calls()
+    client = MoodleClient(BASE, "simtoken")
+    fetcher = GradeFetcher(client)
+    fetcher.LIST_CHUNK = 2
+    courses = [cid, *others]
+    got = [course.courseid for course in fetcher.fetch(courses)]
+    assert got == courses
+    asked = [
+        sorted(int(c) for c in params["courseids"])
+        for name, params in fm.calls
+        if name == "mod_assign_get_assignments"
+    ]
+    assert asked == [sorted(courses[:2]), sorted(courses[2:])]
+    assert fm.call_counts["mod_quiz_get_quizzes_by_courses"] == 2
+
+
+def test_the_course_moodle_failed_at_is_known(site):
+    fm, cid, users, items = site
+    other = fm.add_course("Other", "OTH", categoryid=1)
+    client = MoodleClient(BASE, "simtoken")
+    fetcher = GradeFetcher(client, quizzes=False)
+    fetcher.LIST_CHUNK = 1
+    assert fetcher.current is None
+    fm.inject("http500", function="gradereport_user_get_grade_items", times=1000)
+    with pytest.raises(MoodleTransientError):
+        list(fetcher.fetch([cid, other]))
+    assert fetcher.current == cid
+    fm.faults.clear()
+    # A list call that fails is put on the first course of its chunk.
+    fm.inject("http500", function="mod_assign_get_assignments", times=1000, after=1)
+    fetcher = GradeFetcher(client, quizzes=False)
+    fetcher.LIST_CHUNK = 1
+    with pytest.raises(MoodleTransientError):
+        list(fetcher.fetch([cid, other]))
+    assert fetcher.current == other
