@@ -114,6 +114,65 @@ def naive_table(connector, naive):
     return "\n".join(lines)
 
 
+# Issue 15's read phases, without the plugin and with it (bench/reads.py's
+# names): the run, the phase without, the phase with.
+PLUGIN_PAIRS = (
+    ("completion, first run", "completion pull", "completion, plugin, whole read"),
+    (
+        "completion, next run (nobody active / nothing new)",
+        "completion, nobody active",
+        "completion, plugin, nothing new",
+    ),
+    (
+        "completion, the daily whole read",
+        "completion sweep, a day later",
+        "completion, plugin, whole read",
+    ),
+    ("attendance, first run", "attendance pull", "attendance pull, plugin"),
+    (
+        "attendance, nothing new",
+        "attendance, nothing new",
+        "attendance, plugin, nothing new",
+    ),
+)
+
+
+def plugin_table(phases, loads=None):
+    """The read phases side by side: without the companion plugin and with
+    it (wall, time in Moodle, calls; the 1-minute load average at the end of
+    each phase when ``loads`` maps phase names to ``os.getloadavg()``)."""
+    by = {p.name: p for p in phases}
+    loads = loads or {}
+
+    def cells(phase):
+        if phase is None:
+            return "–", "–", "–", "–"
+        load = loads.get(phase.name)
+        return (
+            f"{phase.wall:.1f}",
+            f"{phase.moodle_time:.1f}",
+            f"{sum(phase.calls.values()):,}",
+            "–" if load is None else f"{load[0]:.1f}",
+        )
+
+    lines = [
+        (
+            "| run | wall s without | wall s with | in Moodle s without | "
+            "in Moodle s with | calls without | calls with | load without / with |"
+        ),
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for run, without, with_ in PLUGIN_PAIRS:
+        a, b = by.get(without), by.get(with_)
+        if a is None and b is None:
+            continue
+        (wa, ma, ca, la), (wb, mb, cb, lb) = cells(a), cells(b)
+        lines.append(
+            f"| {run} | {wa} | {wb} | {ma} | {mb} | {ca} | {cb} | {la} / {lb} |"
+        )
+    return "\n".join(lines)
+
+
 def notes(phases):
     lines = []
     for p in phases:

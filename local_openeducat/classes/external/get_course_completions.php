@@ -50,6 +50,12 @@ use local_openeducat\local\paging;
  * Completion data deleted without any of these events (a user unenrolled and re-enrolled, a
  * restore) is only seen by a full read (since 0).
  *
+ * Paging: a page is found by counting the rows of the courses before it, unless the previous
+ * page of the same read (same caller, courses, since and page size) left where it stopped in
+ * an application cache for a few minutes, which the connector's reads, page after page, always
+ * find: a read of N pages then costs N pages, not N²/2 course counts. When the courses allowed
+ * changed in between, or the cache was purged, the page is counted again.
+ *
  * @package    local_openeducat
  * @copyright  2026 openeducat_moodle contributors
  * @license    https://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
@@ -64,6 +70,9 @@ class get_course_completions extends external_api {
 
     /** @var int Most courses per call. */
     public const MAX_COURSES = 1000;
+
+    /** @var int Seconds a page's end is kept for the next page. */
+    public const CURSOR_TTL = 900;
 
     /**
      * Parameters.
@@ -130,12 +139,26 @@ class get_course_completions extends external_api {
             [$plan, $warnings] = self::plan($courseids, $since, $allrows);
         }
 
-        // The page: skip whole courses by counting, then read the rows of the page, and one
-        // more to tell whether another page follows.
+        // The page: start where the previous page stopped when it is known, otherwise skip whole
+        // courses by counting; then read the rows of the page, and one more to tell whether
+        // another page follows (and where it starts).
+        $cursors = \cache::make_from_params(\cache_store::MODE_APPLICATION, 'local_openeducat', 'completionpages',
+            [], ['simplekeys' => true, 'simpledata' => true]);
         $offset = $page * $perpage;
+        $start = 0;
+        $cursor = $page > 0 ? $cursors->get(self::cursor_key($courseids, $since, $page, $perpage)) : false;
+        if ($cursor && $cursor['time'] >= $timenow - self::CURSOR_TTL) {
+            foreach ($plan as $index => [$courseid]) {
+                if ($courseid == $cursor['courseid']) {
+                    [$start, $offset] = [$index, $cursor['offset']];
+                    break;
+                }
+            }
+        }
         $want = $perpage + 1;
         $rows = [];
-        foreach ($plan as [$courseid, $query]) {
+        $next = null;
+        foreach (array_slice($plan, $start) as [$courseid, $query]) {
             if (count($rows) >= $want) {
                 break;
             }
@@ -143,6 +166,7 @@ class get_course_completions extends external_api {
                 if ($offset > 0) {
                     $offset--;
                 } else {
+                    $next = [$courseid, 0];
                     $rows[] = [
                         'courseid' => $courseid,
                         'userid' => 0,
@@ -162,8 +186,8 @@ class get_course_completions extends external_api {
                 }
             }
             $records = $DB->get_recordset_sql("$sql ORDER BY u.id", $sqlparams, $offset, $want - count($rows));
-            $offset = 0;
             foreach ($records as $record) {
+                $next = [$courseid, $offset++];
                 $rows[] = [
                     'courseid' => $courseid,
                     'userid' => (int) $record->userid,
@@ -173,6 +197,12 @@ class get_course_completions extends external_api {
                 ];
             }
             $records->close();
+            $offset = 0;
+        }
+        if (count($rows) > $perpage) {
+            // The extra row is the next page's first.
+            $cursors->set(self::cursor_key($courseids, $since, $page + 1, $perpage),
+                ['courseid' => $next[0], 'offset' => $next[1], 'time' => $timenow]);
         }
 
         return [
@@ -205,10 +235,12 @@ class get_course_completions extends external_api {
         $withcriteria = array_flip($DB->get_fieldset_sql(
             "SELECT DISTINCT course FROM {course_completion_criteria} WHERE course $insql", $inparams));
         $wholecourse = [];
+        $changed = [];
         if (!$allrows) {
             $wholecourse = array_flip($DB->get_fieldset_sql(
                 "SELECT DISTINCT courseid FROM {local_openeducat_compl}
                   WHERE userid = 0 AND timechanged >= ? AND courseid $insql", array_merge([$since], $inparams)));
+            $changed = self::changed_courses($insql, $inparams, $since);
         }
         $siteenabled = \completion_info::is_enabled_for_site();
 
@@ -245,10 +277,38 @@ class get_course_completions extends external_api {
                     continue;
                 }
             }
-            $plan[] = [$courseid, self::users_sql($context, $courseid, $groupids,
-                $allrows || isset($wholecourse[$courseid]) ? 0 : $since)];
+            $whole = $allrows || isset($wholecourse[$courseid]);
+            if (!$whole && !isset($changed[$courseid])) {
+                // Nothing of the course changed since then: none of its users would be listed.
+                continue;
+            }
+            $plan[] = [$courseid, self::users_sql($context, $courseid, $groupids, $whole ? 0 : $since)];
         }
         return [$plan, $warnings];
+    }
+
+    /**
+     * The courses where any of the changes users_sql() looks for happened at or after a time, in
+     * three queries over all the courses (each by its course index) instead of one per course.
+     *
+     * @param string $insql "IN (...)" of the course ids
+     * @param array $inparams its parameters
+     * @param int $since
+     * @return array course id => index
+     */
+    private static function changed_courses(string $insql, array $inparams, int $since): array {
+        global $DB;
+        $changed = $DB->get_fieldset_sql(
+            "SELECT DISTINCT course FROM {course_completions}
+              WHERE course $insql AND (timecompleted >= ? OR timeenrolled >= ? OR timestarted >= ? OR reaggregate >= ?)",
+            array_merge($inparams, [$since, $since, $since, $since]));
+        $changed = array_merge($changed, $DB->get_fieldset_sql(
+            "SELECT DISTINCT course FROM {course_completion_crit_compl} WHERE course $insql AND timecompleted >= ?",
+            array_merge($inparams, [$since])));
+        $changed = array_merge($changed, $DB->get_fieldset_sql(
+            "SELECT DISTINCT courseid FROM {local_openeducat_compl} WHERE courseid $insql AND timechanged >= ?",
+            array_merge($inparams, [$since])));
+        return array_flip(array_map('intval', $changed));
     }
 
     /**
@@ -291,6 +351,20 @@ class get_course_completions extends external_api {
             ];
         }
         return [$sql, $params];
+    }
+
+    /**
+     * The cache key of where a page starts: the caller, the courses, since, page and page size.
+     *
+     * @param int[] $courseids sorted
+     * @param int $since
+     * @param int $page
+     * @param int $perpage
+     * @return string
+     */
+    private static function cursor_key(array $courseids, int $since, int $page, int $perpage): string {
+        global $USER;
+        return sha1(implode(',', [$USER->id, $since, $page, $perpage]) . ':' . implode(',', $courseids));
     }
 
     /**
