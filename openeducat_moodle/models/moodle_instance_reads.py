@@ -51,7 +51,9 @@ class MoodleInstance(models.Model):
 
             def commit():
                 side.flush_all()
-                cr.commit()
+                # This cursor is this method's own, never the job's: the
+                # job's transaction is left to queue_job.
+                cr.commit()  # pylint: disable=invalid-commit
 
             yield side, commit
             commit()
