@@ -39,6 +39,13 @@ def _args(argv):
     )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="odoo mode: run a full push's part jobs (a parallel push) with "
+        "this many queue_job workers at once; 1: one job, as before",
+    )
+    parser.add_argument(
         "--naive",
         action="store_true",
         help="also run the phases as a simple connector does (batch size 1, "
@@ -131,8 +138,20 @@ def _section(mode, preset, phases, info, args):
         + (" (naive connector)" if info.get("naive") else ""),
         "",
         f"Institution: {preset.describe()}.  ",
-        f"Moodle: {info.get('moodle')}; batch size {info.get('batch_size')}.",
+        f"Moodle: {info.get('moodle')}; batch size {info.get('batch_size')}"
+        + (
+            f"; a full push's parts run {info['workers']} at once (--workers)."
+            if (info.get("workers") or 1) > 1
+            else "."
+        ),
     ]
+    busy = (info.get("simulator") or {}).get("moodle_busy")
+    if busy and len(busy) > 1:
+        out.append(
+            "Seconds with k paced requests in Moodle at once: "
+            + ", ".join(f"k={k}: {v:,.0f}" for k, v in busy.items())
+            + "."
+        )
     if info.get("seeded"):
         out.append(
             "Seeded after the pushes (not timed): "

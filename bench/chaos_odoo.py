@@ -34,6 +34,13 @@ completion pull (``_job_pull_grades``). Each job run has its own cursor:
   the cursors), and ``_job_probe`` runs in its own cursor: Moodle answers,
   the backoff is lifted; it does not, ``_job_probe`` opens the next window.
 
+With ``--workers N`` (N > 1) a full push with much to create goes on in N
+parts per stage (``moodle_instance_parallel.py``): after each run of the push
+job, the parts it left queued run one at a time, in queue_job's order (its
+dependencies release each stage), each in its own cursor with the same
+faults, kills and backoffs, until none is left (a part Moodle failed part
+way is replaced by a new job, which runs in its turn).
+
 A job is run until it is quiet: a run without backoff after which no mapping
 row of the instance is in state ``error`` (their ``next_retry_date`` is
 written to the past, as time passing would, and the job runs again) and, for
@@ -110,6 +117,8 @@ def main(args, log):
                     str(seed),
                     "--max-runs",
                     str(args.max_runs),
+                    "--workers",
+                    str(getattr(args, "workers", 1) or 1),
                     "--out",
                     str(out),
                     log=log,
@@ -196,6 +205,7 @@ class OdooRun:
         self.rate = args.rate
         self.seed = args.seed
         self.max_runs = args.max_runs
+        self.workers = getattr(args, "workers", 1) or 1
         self.preset = generate.PRESETS[args.preset]
         self.rng = random.Random(self.seed * 7 + 1)
         self.clock = chaos.VirtualClock(
@@ -349,6 +359,7 @@ class OdooRun:
                     lambda env: self._instance(env).write({"health_state": "ok"})
                 )
                 continue
+            self._drain_parts(stats)
             if not pending(summary):
                 stats.converged = True
                 break
@@ -361,6 +372,64 @@ class OdooRun:
             + ("" if stats.converged else ": NOT CONVERGED")
         )
         self.jobs.append(stats)
+
+    # --- the parts of a parallel push
+    def _next_part(self, env):
+        env.cr.execute(
+            "SELECT uuid FROM queue_job WHERE identity_key LIKE %s "
+            "AND state = 'pending' ORDER BY id LIMIT 1",
+            [f"moodle:{self.instance_id}:push_part:%"],
+        )
+        row = env.cr.fetchone()
+        return row and row[0]
+
+    @staticmethod
+    def _perform(inst, uuid):
+        """One queued part, as queue_job's runner runs it; in the attempt's
+        cursor (committed, or rolled back when the worker is killed)."""
+        from odoo.addons.queue_job.exception import RetryableJobError
+        from odoo.addons.queue_job.job import Job
+
+        env = inst.env
+        job = Job.load(env, uuid)
+        job.set_started()
+        job.store()
+        try:
+            result = job.perform()
+        except RetryableJobError as err:
+            job.postpone(result=str(err))
+            job.set_pending(reset_retry=False)
+            job.store()
+            return f"postponed: {err}"
+        job.set_done()
+        job.store()
+        env.flush_all()
+        job.enqueue_waiting()
+        return result
+
+    def _drain_parts(self, stats):
+        """Run the parts a parallel push left queued, one at a time, each
+        until its job is done, with the faults of any other job."""
+        while True:
+            uuid = self._in_cursor(self._next_part, commit=False)
+            if not uuid:
+                return
+            stats.runs += 1
+            outcome, _summary = self._attempt(
+                lambda inst, uuid=uuid: self._perform(inst, uuid), stats
+            )
+            until, health, message = self._state()
+            if until:
+                if outcome != "killed":
+                    stats.failed += 1
+                    stats.errors[_error_kind(message)] += 1
+                self._back_off()
+            elif health == "access":
+                stats.failed += 1
+                stats.errors["access (paused)"] += 1
+                self._in_cursor(
+                    lambda env: self._instance(env).write({"health_state": "ok"})
+                )
 
     # --- the script
     def execute(self):
@@ -380,6 +449,9 @@ class OdooRun:
                     [("name", "=", "Benchmark")], order="id desc", limit=1
                 )
                 inst.write({"base_url": fm.base_url, "token": chaos.SIM_TOKEN})
+                env["ir.config_parameter"].sudo().set_param(
+                    "openeducat_moodle.push_parts", str(self.workers)
+                )
                 return inst.id
 
             self.instance_id = self._in_cursor(point)

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import os
 import resource
+import threading
 import time
 
 
@@ -86,19 +87,30 @@ class Meter:
         original_call = client_cls.call
         original_exchange = client_cls._exchange
         meter = self
+        # Jobs running at once (``--workers``) call Moodle from several
+        # threads: "in Moodle" is the time at least one call is under way.
+        lock = threading.Lock()
+        inflight = [0, 0.0]
 
         def call(client, wsfunction, **params):
-            meter.calls[client.aliases.get(wsfunction, wsfunction)] += 1
+            with lock:
+                meter.calls[client.aliases.get(wsfunction, wsfunction)] += 1
             return original_call(client, wsfunction, **params)
 
         def exchange(client, name, body, fields):
             # Moodle's time: the round trip and decoding its answer. Building
             # the request is the connector's work and counts outside.
-            started = time.perf_counter()
+            with lock:
+                if not inflight[0]:
+                    inflight[1] = time.perf_counter()
+                inflight[0] += 1
             try:
                 return original_exchange(client, name, body, fields)
             finally:
-                meter.moodle_time += time.perf_counter() - started
+                with lock:
+                    inflight[0] -= 1
+                    if not inflight[0]:
+                        meter.moodle_time += time.perf_counter() - inflight[1]
 
         self._restore = (client_cls, original_call, original_exchange)
         client_cls.call = call

@@ -42,6 +42,9 @@ CTX = {
     "no_reset_password": True,
 }
 CHUNK = 2000
+# Parts per stage of a parallel full push (moodle_instance_parallel.py): 1
+# (one job, as before) unless ``--workers`` asks for more.
+PARTS_PARAM = "openeducat_moodle.push_parts"
 
 
 def _odoo(config, log_level="warn"):
@@ -216,6 +219,9 @@ def step_generate(args, odoo):
             "sync_attendance": False,
         }
     )
+    # The clone's configuration may give root.moodle a capacity: the runs
+    # push in one job unless --workers asks for parts.
+    env["ir.config_parameter"].sudo().set_param(PARTS_PARAM, "1")
     cr.commit()
     cr.close()
 
@@ -322,13 +328,19 @@ def step_phases(args, odoo):
     instance = env["moodle.instance"].search([], limit=1)
     instance.batch_size = args.batch_size
     cr.commit()
-    info = {}
+    env["ir.config_parameter"].sudo().set_param(PARTS_PARAM, str(args.workers))
+    cr.commit()
+    info = {"workers": args.workers}
     snap = _served(OdooReader(env).snapshot()[0], set(instance.department_ids.ids))
     minimum = generate.minimum_push(snap, args.batch_size)
     for name in ("initial full push", "no-change full push"):
         with meter.phase(name, minimum if name.startswith("initial") else {}) as phase:
             phase.summary = instance._job_push()
             cr.commit()
+            if args.workers > 1:
+                parts = _run_parts(odoo, args, instance, log)
+                if parts["jobs"]:
+                    phase.notes.append(_parts_note(env, instance, parts))
         log(f"{name}: {phase.wall:.1f} s, {sum(phase.calls.values())} calls")
     env.invalidate_all()
     changed_snap, changed = generate.change_one_percent(snap)
@@ -419,6 +431,27 @@ def step_phases(args, odoo):
     )
 
 
+def _run_parts(odoo, args, instance, log):
+    """Run the parts the push left queued, ``--workers`` at once."""
+    from bench.odoo_jobs import run_parts
+
+    return run_parts(odoo, args.db, instance.id, args.workers, log=log)
+
+
+def _parts_note(env, instance, parts):
+    env.invalidate_all()
+    run = env["moodle.sync.run"].search(
+        [("instance_id", "=", instance.id), ("kind", "=", "push")], limit=1
+    )
+    spans = ", ".join(f"{p} {b:.0f}–{e:.0f} s" for p, b, e in parts["order"])
+    return (
+        f"{parts['jobs']} part jobs, {len(parts['order'])} run "
+        f"({parts['postponed']} postponed), at most {instance._moodle_push_parts()} "
+        f"at once after the first job: {spans}; the push's run: {run.state}, "
+        f"{run.created} created, {run.failed} failed, {run.calls} calls"
+    )
+
+
 def _drop(odoo, db):
     """Drop the clone (``exp_drop`` refuses databases ``dbfilter`` hides)."""
     import shutil
@@ -458,6 +491,7 @@ def main(argv=None):
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-runs", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     odoo = _odoo(args.config)
     if args.step == "clone":

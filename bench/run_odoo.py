@@ -84,6 +84,8 @@ def run(preset, args, naive=False, log=print):
                 str(out),
                 "--grade-share",
                 str(args.grade_share),
+                "--workers",
+                str(getattr(args, "workers", 1) or 1),
                 *(["--naive"] if naive else []),
                 log=log,
             )

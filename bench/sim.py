@@ -81,16 +81,126 @@ class _IndexedDict(dict):
 # Moodle's own pace, per record, for ``--moodle-speed moodle45``: issue 7's
 # figures for a Moodle 4.5 on two cores at its best batch sizes (85 new users,
 # 350 enrolments, 400 group memberships a second; its database is the
-# bottleneck). Other functions cost what the simulator takes.
+# bottleneck). The grade pull's reads: measured on the Moodle 4.5.6 of
+# BENCHMARKS.md (MariaDB; fastest of 7 calls, machine shared): the gradebook
+# report of a course costs 2.9 ms per student and 0.61 ms per grade item of
+# each student (course total included) more than the simulator's own work,
+# which stands in for Moodle's 35 ms per call. Other functions cost what the
+# simulator takes. A cost is ``(marker, seconds)`` per marker in the request,
+# or terms ``(where, marker, seconds)``, ``where`` one of "call" (once, no
+# marker), "request", "answer" (see :func:`_cost`).
 SPEEDS = {
     "instant": {},
     "moodle45": {
         "core_user_create_users": (b"%5Busername%5D=", 1 / 85),
         "enrol_manual_enrol_users": (b"%5Broleid%5D=", 1 / 350),
         "core_group_add_group_members": (b"%5Buserid%5D=", 1 / 400),
+        "gradereport_user_get_grade_items": (
+            ("answer", b'"userfullname"', 0.0029),
+            ("answer", b'"graderaw"', 0.00061),
+        ),
+        "mod_assign_get_grades": (
+            ("call", None, 0.013),
+            ("answer", b'"grade"', 0.000011),
+        ),
+        "mod_quiz_get_user_best_grade": (("call", None, 0.011),),
+        "mod_assign_get_assignments": (
+            ("call", None, 0.012),
+            ("request", b"courseids%5B", 0.004),
+        ),
+        "mod_quiz_get_quizzes_by_courses": (
+            ("call", None, 0.012),
+            ("request", b"courseids%5B", 0.001),
+        ),
     },
 }
 _WSFUNCTION = re.compile(rb"(?:^|&)wsfunction=([A-Za-z0-9_]+)")
+
+
+def _cost(cost, body, answer):
+    """Seconds of Moodle's work for one call of a function priced ``cost``
+    (an entry of :data:`SPEEDS`), given the request and answer bodies."""
+    if isinstance(cost[0], bytes):
+        cost = (("request", *cost),)
+    seconds = 0.0
+    for where, marker, each in cost:
+        if where == "call":
+            seconds += each
+        else:
+            seconds += (body if where == "request" else answer).count(marker) * each
+    return seconds
+
+
+# How much faster Moodle serves k clients at once than one, for
+# ``--moodle-speed moodle45``: a Moodle 4.5.6 on two cores (PHP with 4
+# workers, MariaDB) serves four parallel clients 1.4 times faster than one,
+# and no more beyond four (measured); between one and four the curve is
+# interpolated (see :func:`speedup`).
+SPEEDUP = {1: 1.0, 4: 1.4}
+
+
+def speedup(k):
+    """Moodle's throughput with ``k`` requests served at once, against one:
+    :data:`SPEEDUP` where measured, linear between, flat beyond the last."""
+    if k <= 1:
+        return 1.0
+    known = sorted(SPEEDUP)
+    if k >= known[-1]:
+        return SPEEDUP[known[-1]]
+    below = max(n for n in known if n <= k)
+    above = min(n for n in known if n >= k)
+    if below == above:
+        return SPEEDUP[below]
+    share = (k - below) / (above - below)
+    return SPEEDUP[below] + share * (SPEEDUP[above] - SPEEDUP[below])
+
+
+class MoodleTime:
+    """Moodle's charged work, shared by the requests served at once.
+
+    Each request brings its work in seconds of one client's pace; while
+    ``k`` requests are in service, each advances at ``speedup(k) / k`` of a
+    second per second (processor sharing), so ``k`` clients together are
+    served ``speedup(k)`` times faster than one, never more. With one client
+    at a time this is a plain sleep of the work.
+    """
+
+    def __init__(self, curve=speedup):
+        self.curve = curve
+        self._cond = threading.Condition()
+        self._left = {}
+        self._since = time.monotonic()
+        # Seconds with k requests in service, for the statistics.
+        self.busy = collections.Counter()
+
+    def _advance(self, now):
+        k = len(self._left)
+        if k:
+            elapsed = now - self._since
+            self.busy[k] += elapsed
+            step = elapsed * self.curve(k) / k
+            for token in self._left:
+                self._left[token] -= step
+        self._since = now
+
+    def charge(self, seconds):
+        """Block until Moodle has done ``seconds`` of one client's work."""
+        if seconds <= 0:
+            return
+        token = object()
+        with self._cond:
+            self._advance(time.monotonic())
+            self._left[token] = seconds
+            while True:
+                k = len(self._left)
+                left = self._left[token]
+                if left <= 1e-6:
+                    break
+                # Woken early by a departure (the others go faster then).
+                self._cond.wait(left * k / self.curve(k))
+                self._advance(time.monotonic())
+            del self._left[token]
+            self._cond.notify_all()
 
 
 class IndexedFakeMoodle(FakeMoodle):
@@ -104,12 +214,13 @@ class IndexedFakeMoodle(FakeMoodle):
             match = _WSFUNCTION.search(body)
             cost = self.speed.get(match[1].decode()) if match else None
             if cost and answer[0] == 200:
-                marker, seconds = cost
-                time.sleep(body.count(marker) * seconds)
+                self.moodle_time.charge(_cost(cost, body, answer[2]))
         return answer
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # Moodle's pace, shared by the requests served at once.
+        self.moodle_time = MoodleTime()
         # Keep only the last calls: the counters stay complete.
         self.calls = collections.deque(maxlen=1000)
         self._user_index = None
@@ -360,6 +471,11 @@ class IndexedFakeMoodle(FakeMoodle):
                 "enrolments": len(self.enrolments),
                 "groups": len(self.groups),
                 "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                # seconds with k paced requests in service at once
+                "moodle_busy": {
+                    str(k): round(v, 1)
+                    for k, v in sorted(self.moodle_time.busy.items())
+                },
             }
 
 

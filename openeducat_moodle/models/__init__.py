@@ -15,4 +15,5 @@ from . import moodle_instance_runs
 from . import moodle_instance_accounts
 from . import moodle_instance_dashboard
 from . import moodle_instance_services
+from . import moodle_instance_parallel
 from . import moodle_instance_reads

@@ -13,7 +13,10 @@ them from harming each other:
   take the same transaction-level advisory lock. A push, a drift check or an
   import that finds it held waits (postponed without burning a retry); a pull
   or an attendance run is skipped, with a line in the run log, since the
-  running one does the same work.
+  running one does the same work. The parts of a parallel push
+  (``moodle_instance_parallel.py``) write disjoint rows: they share the push
+  lock among themselves, and any other push, drift check or import of the
+  instance waits for all of them.
 * **One backoff per outage.** Failures inside one backoff window count once;
   a probe (one call) at the end of the window lifts the pause as soon as
   Moodle answers, and the jobs that waited run then.
@@ -56,10 +59,16 @@ RUN_LOCKS = {
     "grades": PULL_LOCK,
     "completion": PULL_LOCK,
     "attendance": ATTENDANCE_LOCK,
+    "push_part": PUSH_LOCK,
 }
+# Kinds that take their lock shared: the parts of one parallel push run at
+# once (they never write the same rows); the others take it exclusive.
+SHARED_KINDS = frozenset({"push_part"})
 # Kinds that wait for the lock; the others are skipped while it is held.
-WAITING_KINDS = frozenset({"push", "drift", "import"})
-# Kinds whose success counts as a sync for the staleness check.
+WAITING_KINDS = frozenset({"push", "drift", "import", "push_part"})
+# Kinds whose success counts as a sync for the staleness check (a parallel
+# push counts once, when its last part is done: its parts do not write the
+# instance, which they would all do at once).
 SYNC_KINDS = frozenset({"push", "grades", "completion", "attendance"})
 # A job that met the lock or the backoff tries again this long after.
 LOCK_RETRY_SECONDS = 60
@@ -138,9 +147,11 @@ class MoodleInstance(models.Model):
         namespace = RUN_LOCKS.get(kind)
         if namespace is None:
             return True
-        self.env.cr.execute(
-            "SELECT pg_try_advisory_xact_lock(%s, %s)", (namespace, self.id)
-        )
+        if kind in SHARED_KINDS:
+            query = "SELECT pg_try_advisory_xact_lock_shared(%s, %s)"
+        else:
+            query = "SELECT pg_try_advisory_xact_lock(%s, %s)"
+        self.env.cr.execute(query, (namespace, self.id))
         return self.env.cr.fetchone()[0]
 
     # === RUNS === #
@@ -154,7 +165,10 @@ class MoodleInstance(models.Model):
         :meth:`_moodle_note_failure`).
 
         :param str kind: the run log's kind
-        :param work: ``work(client) -> (summary, counts)``
+        :param work: ``work(client) -> (summary, counts)``; when ``work`` has
+            a ``run_id`` attribute, it is given the run log row's id before it
+            is called; ``counts["state"]`` (``running``) keeps the row open
+            for a run that goes on in other jobs (a parallel push)
         :param bool in_job: run by queue_job (a lock or a backoff then
             postpones the job); ``False`` for a run inside a user's request,
             which is refused instead
@@ -183,6 +197,8 @@ class MoodleInstance(models.Model):
             return self._moodle_locked_out(kind, in_job)
         self._moodle_close_interrupted(kind)
         run_id = self._moodle_log_run({"kind": kind, "state": "running"})
+        if hasattr(work, "run_id"):
+            work.run_id = run_id
         started = time.monotonic()
         client = self._get_client()
         values = {}
@@ -206,7 +222,7 @@ class MoodleInstance(models.Model):
             failed = counts.get("failed")
             values.update(
                 {k: v for k, v in counts.items() if k in RUN_COUNTERS},
-                state="partial" if failed else "done",
+                state=counts.get("state") or ("partial" if failed else "done"),
                 message=summary,
             )
             # A run where everything failed is no sync, whatever Moodle said.

@@ -9,6 +9,9 @@ KINDS = [
     ("drift", "Drift check"),
     ("import", "Initial import"),
 ]
+# One job of a parallel push, linked to the push's run (which sums its parts;
+# the dashboard shows that one).
+PART_KIND = ("push_part", "Push (part)")
 
 
 class MoodleSyncRun(models.Model):
@@ -21,7 +24,7 @@ class MoodleSyncRun(models.Model):
     instance_id = fields.Many2one(
         "moodle.instance", required=True, ondelete="cascade", index=True
     )
-    kind = fields.Selection(KINDS, required=True, index=True)
+    kind = fields.Selection(KINDS + [PART_KIND], required=True, index=True)
     start_date = fields.Datetime(required=True, default=fields.Datetime.now, index=True)
     duration = fields.Float(string="Duration (s)", digits=(16, 2), group_operator="avg")
     state = fields.Selection(
@@ -46,10 +49,24 @@ class MoodleSyncRun(models.Model):
     calls = fields.Integer(string="Moodle Calls")
     calls_detail = fields.Text(string="Calls by Function")
     message = fields.Text()
+    # A parallel push: its run sums the runs of its parts.
+    parent_run_id = fields.Many2one(
+        "moodle.sync.run",
+        string="Parallel Push",
+        ondelete="cascade",
+        index="btree_not_null",
+        readonly=True,
+    )
+    part_run_ids = fields.One2many(
+        "moodle.sync.run", "parent_run_id", string="Parts", readonly=True
+    )
+    part_key = fields.Char(string="Part", readonly=True)
+    # The parts' records (mapping keys) and what the first job did itself.
+    parallel_plan = fields.Json(readonly=True, copy=False)
 
     @api.depends("instance_id", "kind", "start_date")
     def _compute_display_name(self):
-        kinds = dict(KINDS)
+        kinds = dict(KINDS + [PART_KIND])
         for run in self:
             when = (
                 fields.Datetime.to_string(

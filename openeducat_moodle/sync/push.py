@@ -241,6 +241,9 @@ class PushSync:
         utcnow = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
         self.now = now or utcnow
         self.result = PushResult()
+        # A part of a parallel push (:class:`.parallel.Part`): only its
+        # records are sent and stored; None: every record.
+        self.part = None
         self._maps = {}
         self._fresh_courses = set()
         self._moodle_categories = None
@@ -281,7 +284,7 @@ class PushSync:
     # Entry point
     # ------------------------------------------------------------------
 
-    def run(self, snapshot, phases=None, scope=None):
+    def run(self, snapshot, phases=None, scope=None, part=None):
         """Push the snapshot.
 
         :param Snapshot snapshot: what OpenEduCat holds (all of it for a full
@@ -290,6 +293,10 @@ class PushSync:
         :param dict scope: for a partial push, ``{"enrolments": ids,
             "faculty": ids}``: only the enrolment mappings of these records are
             candidates for unenrolment; ``None`` means the snapshot is whole
+        :param part: a :class:`.parallel.Part` of a parallel push: every
+            record is planned as usual (the decisions about one person's
+            account depend on the others), only the part's records are sent
+            and stored, and only a part over every course unenrols
         :return: the counts per phase
         :rtype: PushResult
         :raise MoodleTransientError: Moodle failed part way; what succeeded is
@@ -298,6 +305,7 @@ class PushSync:
         """
         self.snapshot = snapshot
         self.scope = scope
+        self.part = part
         calls_before = collections.Counter(self.client.call_counts)
         try:
             for phase in phases or self.settings.phases:
@@ -514,9 +522,11 @@ class PushSync:
         aliases = self._one_account_per_email(items, people)
         own = [item for item in items if item.key not in aliases]
         self._unique_usernames(own, people)
-        self._sync(own, result)
+        self._sync(self._of_part(own), result)
         self._link_aliases(
-            [item for item in items if item.key in aliases], aliases, result
+            self._of_part([item for item in items if item.key in aliases]),
+            aliases,
+            result,
         )
         self.result.phases[result.phase] = result
 
@@ -776,6 +786,8 @@ class PushSync:
                     continue
                 course_key = idnumbers.subject_course(subject_id, program.id)
                 key = idnumbers.pair(idnumbers.batch(batch.id), course_key)
+                if self.part and not self.part.admits(GROUP, key):
+                    continue
                 item = Item(
                     GROUP,
                     key,
@@ -863,7 +875,10 @@ class PushSync:
 
     def _phase_enrolments(self, result):
         items = list(self._enrolment_items())
-        self._sync(items, result)
+        self._sync(self._of_part(items), result)
+        if self.part and not self.part.unenrols:
+            self.result.phases[result.phase] = result
+            return
         wanted = {item.key for item in items}
         stale = [
             m
@@ -899,6 +914,12 @@ class PushSync:
     # ------------------------------------------------------------------
     # Plan
     # ------------------------------------------------------------------
+
+    def _of_part(self, items):
+        """The items of this run's part (all of them outside a parallel push)."""
+        if self.part is None:
+            return items
+        return [item for item in items if self.part.admits(item.kind, item.key)]
 
     def _map(self, kind):
         if kind not in self._maps:
