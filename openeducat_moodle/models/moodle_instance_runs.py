@@ -95,8 +95,8 @@ class MoodleInstance(models.Model):
         at once, and return what it returns.
 
         ``instance`` is this instance on the new cursor, as superuser, holding
-        the row lock: it sees the latest committed state, whatever the calling
-        transaction's snapshot. When the instance is not committed yet (created
+        the row lock, at READ COMMITTED: it sees the latest committed state,
+        whatever the calling transaction's snapshot. When the instance is not committed yet (created
         in the calling transaction: a test, a set-up script) nothing else can
         see it, and ``work`` runs in the calling transaction.
         """
@@ -104,6 +104,12 @@ class MoodleInstance(models.Model):
         for attempt in range(4):
             try:
                 with self.env.registry.cursor() as cr:
+                    # READ COMMITTED: once the row lock is ours, we read and
+                    # write on what the job that held it committed. At
+                    # Odoo's REPEATABLE READ the snapshot taken before the
+                    # wait makes every such wait a serialization failure (an
+                    # ERROR line in the log, then a retry).
+                    cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                     cr.execute("SET LOCAL lock_timeout = '5s'")
                     # NO KEY UPDATE: a plain FOR UPDATE would conflict with
                     # the KEY SHARE locks the running jobs' foreign-key checks

@@ -8,11 +8,14 @@ on real cursors that what the pull keeps is committed at once and what it was
 writing when it failed is not.
 """
 
+import threading
+import time
 from unittest.mock import patch
 
 from odoo import SUPERUSER_ID, api
 from odoo.tests import tagged
 
+from odoo.addons.openeducat_moodle.models import moodle_instance_runs as runs_module
 from odoo.addons.openeducat_moodle.moodle import (
     MoodleClient,
     MoodleRecordError,
@@ -333,6 +336,45 @@ class TestCommittedAsItGoes(MoodleCase):
                 [self.committed_id],
             )
             return [key for (key,) in cr.fetchall()]
+
+    def test_bookkeeping_that_waited_for_the_row_is_not_retried(self):
+        """Two jobs' bookkeeping at once (two parts of a push ending together):
+        the second waits for the row and then writes on the first's, with no
+        serialization failure (and no ERROR line in Odoo's log)."""
+        holder = self.registry.cursor()
+        self.addCleanup(holder.close)
+        holder.execute(
+            "SELECT id FROM moodle_instance WHERE id = %s FOR NO KEY UPDATE",
+            [self.committed_id],
+        )
+        holder.execute(
+            "UPDATE moodle_instance SET health_message = 'first' WHERE id = %s",
+            [self.committed_id],
+        )
+        retried, result = [], []
+
+        def second():
+            with self.registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                instance = env["moodle.instance"].browse(self.committed_id)
+
+                def note(side):
+                    return side.health_message
+
+                with patch.object(
+                    runs_module._logger,
+                    "info",
+                    lambda *args: retried.append(args),
+                ):
+                    result.append(instance._moodle_own_transaction(note))
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(1.0)  # the second is waiting for the row lock
+        holder.commit()
+        thread.join(30)
+        self.assertEqual(result, ["first"])
+        self.assertEqual(retried, [])
 
     def test_what_was_committed_stays_and_what_was_not_goes(self):
         with self.registry.cursor() as cr:
