@@ -96,9 +96,10 @@ class MoodleInstance(models.Model):
 
         ``instance`` is this instance on the new cursor, as superuser, holding
         the row lock, at READ COMMITTED: it sees the latest committed state,
-        whatever the calling transaction's snapshot. When the instance is not committed yet (created
-        in the calling transaction: a test, a set-up script) nothing else can
-        see it, and ``work`` runs in the calling transaction.
+        whatever the calling transaction's snapshot. When the instance is not
+        committed yet (created in the calling transaction: a test, a set-up
+        script) nothing else can see it, and ``work`` runs in the calling
+        transaction.
         """
         self.ensure_one()
         for attempt in range(4):
