@@ -81,11 +81,14 @@ class _IndexedDict(dict):
 # Moodle's own pace, per record, for ``--moodle-speed moodle45``: issue 7's
 # figures for a Moodle 4.5 on two cores at its best batch sizes (85 new users,
 # 350 enrolments, 400 group memberships a second; its database is the
-# bottleneck). The grade pull's reads: measured on the Moodle 4.5.6 of
-# BENCHMARKS.md (MariaDB; fastest of 7 calls, machine shared): the gradebook
-# report of a course costs 2.9 ms per student and 0.61 ms per grade item of
-# each student (course total included) more than the simulator's own work,
-# which stands in for Moodle's 35 ms per call. Other functions cost what the
+# bottleneck). The grade pull's reads, measured on the Moodle 4.5.6 of
+# BENCHMARKS.md (MariaDB, fastest of 7 calls on the quiet machine, least
+# squares over courses of 20 to 500 students and 1 to 20 items): a course's
+# gradebook report costs 29 ms, 1.0 ms per student and 0.76 ms per grade item
+# of each student (course total included); an assignment's grades 13 ms a
+# call, a quiz's best grade 11 ms (one student), the assignment and quiz
+# lists 12 ms a call and 4 ms (assignments) or 1 ms (quizzes) per course
+# asked. The simulator's own work comes on top. Other functions cost what the
 # simulator takes. A cost is ``(marker, seconds)`` per marker in the request,
 # or terms ``(where, marker, seconds)``, ``where`` one of "call" (once, no
 # marker), "request", "answer" (see :func:`_cost`).
@@ -96,8 +99,9 @@ SPEEDS = {
         "enrol_manual_enrol_users": (b"%5Broleid%5D=", 1 / 350),
         "core_group_add_group_members": (b"%5Buserid%5D=", 1 / 400),
         "gradereport_user_get_grade_items": (
-            ("answer", b'"userfullname"', 0.0029),
-            ("answer", b'"graderaw"', 0.00061),
+            ("call", None, 0.029),
+            ("answer", b'"userfullname"', 0.0010),
+            ("answer", b'"graderaw"', 0.00076),
         ),
         "mod_assign_get_grades": (
             ("call", None, 0.013),

@@ -44,7 +44,7 @@ def test_gradebook_report_is_charged_per_student_and_item(charged):
     users = report["usergrades"]
     cells = sum(len(u["gradeitems"]) for u in users)
     assert (len(users), cells) == (4, 16)  # 3 items and the course total each
-    assert charged == [pytest.approx(4 * 0.0029 + 16 * 0.00061)]
+    assert charged == [pytest.approx(0.029 + 4 * 0.0010 + 16 * 0.00076)]
 
 
 def test_listings_are_charged_per_call_and_per_course(charged):
